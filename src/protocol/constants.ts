@@ -145,7 +145,7 @@ export const CreateFlag = {
 export const CONTAINER_OWNER = -0x8000000000000000n;
 /** TTL nodes keep 0xFF in the owner's high byte and the TTL in the low 7 bytes. */
 export const TTL_MASK = 0xff00000000000000n;
-export const MAX_TTL = 0x00ffffffffffffffn;
+export const MAX_TTL = 0xffffffffffn; // 40 bits: EphemeralType.EXTENDED_FEATURE_VALUE_MASK
 
 export const FOUR_LETTER_WORDS = [
   'conf', 'cons', 'crst', 'dirs', 'dump', 'envi', 'gtmk', 'stmk', 'ruok', 'srvr',

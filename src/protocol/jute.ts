@@ -34,6 +34,15 @@ export class JuteReader {
     return v;
   }
 
+  /** A long known to fit in a double (zxids, times): avoids bigint on the hot path. */
+  longNum(): number {
+    this.need(8);
+    const hi = this.buf.readInt32BE(this.pos);
+    const lo = this.buf.readUInt32BE(this.pos + 4);
+    this.pos += 8;
+    return hi * 4294967296 + lo;
+  }
+
   bool(): boolean {
     this.need(1);
     return this.buf[this.pos++] !== 0;
@@ -127,6 +136,16 @@ export class JuteWriter {
   long(v: bigint): this {
     this.ensure(8);
     this.buf.writeBigInt64BE(BigInt.asIntN(64, v), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  /** A long held as a double (zxids, times); exact up to 2^53. */
+  longNum(v: number): this {
+    this.ensure(8);
+    const hi = Math.floor(v / 4294967296);
+    this.buf.writeInt32BE(hi | 0, this.pos);
+    this.buf.writeUInt32BE((v - hi * 4294967296) >>> 0, this.pos + 4);
     this.pos += 8;
     return this;
   }

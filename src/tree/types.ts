@@ -1,0 +1,119 @@
+// The replicated state's vocabulary: znodes, ACLs, transactions. A transaction is
+// everything apply() needs, decided in advance by the prep stage (zxid, time, owner,
+// sequential names, new versions), so that applying it is deterministic on every
+// replica and on replay from the log.
+
+export interface Id {
+  scheme: string;
+  id: string;
+}
+
+export interface Acl {
+  perms: number;
+  scheme: string;
+  id: string;
+}
+
+export interface Stat {
+  czxid: number;
+  mzxid: number;
+  ctime: number;
+  mtime: number;
+  version: number;
+  cversion: number;
+  aversion: number;
+  ephemeralOwner: bigint;
+  dataLength: number;
+  numChildren: number;
+  pzxid: number;
+}
+
+export class ZNode {
+  children: Set<string> | null = null; // allocated on first child: most znodes are leaves
+  constructor(
+    public data: Buffer,
+    public acl: readonly Acl[],
+    public czxid: number,
+    public mzxid: number,
+    public ctime: number,
+    public mtime: number,
+    public version: number,
+    public cversion: number,
+    public aversion: number,
+    public ephemeralOwner: bigint,
+    public pzxid: number,
+  ) {}
+
+  get numChildren(): number {
+    return this.children === null ? 0 : this.children.size;
+  }
+
+  stat(): Stat {
+    return {
+      czxid: this.czxid,
+      mzxid: this.mzxid,
+      ctime: this.ctime,
+      mtime: this.mtime,
+      version: this.version,
+      cversion: this.cversion,
+      aversion: this.aversion,
+      ephemeralOwner: this.ephemeralOwner,
+      dataLength: this.data.length,
+      numChildren: this.numChildren,
+      pzxid: this.pzxid,
+    };
+  }
+}
+
+/** Transaction bodies, after zookeeper.jute's txn module (CreateTxn, DeleteTxn, ...). */
+export type TxnOp =
+  | {
+      type: 'create';
+      /** The opcode the client used (create, create2, createContainer, createTTL): replies differ. */
+      op: number;
+      path: string;
+      data: Buffer;
+      acl: Acl[];
+      ephemeralOwner: bigint;
+      parentCVersion: number;
+    }
+  | { type: 'delete'; op: number; path: string }
+  | { type: 'setData'; path: string; data: Buffer; version: number }
+  | { type: 'setACL'; path: string; acl: Acl[]; version: number }
+  | { type: 'check'; path: string; version: number }
+  | { type: 'error'; err: number }
+  | { type: 'createSession'; timeout: number }
+  | { type: 'closeSession'; paths: string[] }
+  | { type: 'multi'; ops: TxnOp[] };
+
+/** TxnHeader plus body: the unit of the log and of replication. */
+export interface Txn {
+  zxid: number;
+  time: number;
+  sessionId: bigint;
+  cxid: number;
+  op: TxnOp;
+}
+
+/** What a watcher is told: WatcherEvent plus the zxid that caused it (3.9). */
+export interface WatchEvent {
+  type: number;
+  path: string;
+  zxid: number;
+  /** ACL of the znode the event is about: watchers without READ on it are not told. */
+  acl: readonly Acl[];
+}
+
+/** The outcome of applying one op, what the reply needs (ProcessTxnResult). */
+export interface OpResult {
+  type: TxnOp['type'];
+  op: number;
+  err: number;
+  path?: string;
+  stat?: Stat;
+}
+
+export interface ApplyResult extends OpResult {
+  multi?: OpResult[];
+  events: WatchEvent[];
+}

@@ -1,0 +1,304 @@
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ConfigError, DEFAULT_ZOO_CFG, defaultConfig, loadConfig, parseZooCfg, readMyId,
+} from '../src/config/zoocfg.js';
+
+const parse = (text: string, baseDir?: string) => parseZooCfg(text, 'zoo.cfg', baseDir);
+const cfg = (text: string) => parse(`dataDir=/var/zk\n${text}`).config;
+const err = (text: string): string => {
+  try {
+    parse(text);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+};
+
+function withTempDir<T>(fn: (dir: string) => T): T {
+  const dir = mkdtempSync(join(tmpdir(), 'corral-cfg-'));
+  try {
+    return fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('parseZooCfg defaults', () => {
+  it('uses ZooKeeper defaults when only dataDir is set', () => {
+    const { config: c, warnings } = parse('dataDir=/var/zk');
+    expect(warnings).toEqual([]);
+    expect(c).toMatchObject({
+      source: 'zoo.cfg', tickTime: 3000, initLimit: 10, syncLimit: 5, dataDir: '/var/zk', clientPort: 2181,
+      clientPortAddress: '0.0.0.0', minSessionTimeout: 6000, maxSessionTimeout: 60000, maxClientCnxns: 60,
+      globalOutstandingLimit: 1000, fourLetterWords: ['srvr'], extendedTypesEnabled: false,
+      autopurgeSnapRetainCount: 3, autopurgePurgeInterval: 0, snapCount: 100000, juteMaxBuffer: 1048575,
+      readonlyModeEnabled: false, forceSync: true, standaloneEnabled: true, peerType: 'participant', servers: [],
+      containerCheckIntervalMs: 60000, containerMaxPerMinute: 10000, wsPortAddress: '127.0.0.1', serverThreads: 1,
+    });
+    expect(c.dataLogDir).toBeUndefined();
+    expect(c.wsPort).toBeUndefined();
+    expect(c.superDigest).toBeUndefined();
+  });
+
+  it('derives session timeout defaults from tickTime', () => {
+    const c = cfg('tickTime=2000');
+    expect([c.minSessionTimeout, c.maxSessionTimeout]).toEqual([4000, 40000]);
+  });
+
+  it('requires dataDir', () => {
+    expect(err('tickTime=2000')).toBe('zoo.cfg: dataDir is not set');
+  });
+});
+
+describe('parseZooCfg keys', () => {
+  it('reads every key', () => {
+    const c = cfg(`tickTime=1000
+initLimit=20
+syncLimit=7
+dataLogDir=/var/zklog
+clientPort=2281
+clientPortAddress=10.0.0.1
+minSessionTimeout=1500
+maxSessionTimeout=90000
+maxClientCnxns=0
+globalOutstandingLimit=5000
+4lw.commands.whitelist= Stat, RUOK ,conf,
+extendedTypesEnabled=true
+autopurge.snapRetainCount=5
+autopurge.purgeInterval=24
+snapCount=5000
+forceSync=no
+standaloneEnabled=false
+peerType=observer
+wsPort=9000
+wsPortAddress=0.0.0.0
+serverThreads=4
+znode.container.checkIntervalMs=1000
+znode.container.maxPerMinute=50
+jute.maxbuffer=4194304
+readonlymode.enabled=true
+DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=`);
+    expect(c).toMatchObject({
+      tickTime: 1000, initLimit: 20, syncLimit: 7, dataLogDir: '/var/zklog', clientPort: 2281,
+      clientPortAddress: '10.0.0.1', minSessionTimeout: 1500, maxSessionTimeout: 90000, maxClientCnxns: 0,
+      globalOutstandingLimit: 5000, fourLetterWords: ['stat', 'ruok', 'conf'], extendedTypesEnabled: true,
+      autopurgeSnapRetainCount: 5, autopurgePurgeInterval: 24, snapCount: 5000, forceSync: false,
+      standaloneEnabled: false, peerType: 'observer', wsPort: 9000, wsPortAddress: '0.0.0.0', serverThreads: 4,
+      containerCheckIntervalMs: 1000, containerMaxPerMinute: 50, juteMaxBuffer: 4194304, readonlyModeEnabled: true,
+      superDigest: 'super:D/InIHSb7yEEbrWz8b9l71RjZJU=',
+    });
+  });
+
+  it('treats * in the 4lw whitelist as all', () => {
+    expect(cfg('4lw.commands.whitelist=stat, *').fourLetterWords).toEqual(['*']);
+  });
+
+  it('accepts true/false and yes/no in any case', () => {
+    expect(cfg('forceSync=YES').forceSync).toBe(true);
+    expect(cfg('forceSync=False').forceSync).toBe(false);
+    expect(cfg('extendedTypesEnabled=Yes').extendedTypesEnabled).toBe(true);
+    expect(err('dataDir=/d\nforceSync=maybe')).toBe('zoo.cfg:2: forceSync must be true/false or yes/no, got "maybe"');
+  });
+
+  it('accepts hex jute.maxbuffer', () => {
+    expect(cfg('jute.maxbuffer=0xfffff').juteMaxBuffer).toBe(0xfffff);
+    expect(err('dataDir=/d\njute.maxbuffer=1M')).toMatch(/^zoo\.cfg:2: jute\.maxbuffer must be an integer/);
+  });
+
+  it('raises autopurge.snapRetainCount below 3 to 3 with a warning', () => {
+    const { config, warnings } = parse('dataDir=/d\nautopurge.snapRetainCount=1');
+    expect(config.autopurgeSnapRetainCount).toBe(3);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^zoo\.cfg:2: autopurge\.snapRetainCount 1/);
+  });
+
+  it('rejects a bad peerType and a bad superDigest', () => {
+    expect(err('dataDir=/d\npeerType=leader')).toMatch(/^zoo\.cfg:2: .*peerType/);
+    expect(err('dataDir=/d\nDigestAuthenticationProvider.superDigest=nocolon')).toMatch(/^zoo\.cfg:2: /);
+  });
+
+  it('keeps empty dataLogDir as unset', () => {
+    expect(cfg('dataLogDir=').dataLogDir).toBeUndefined();
+  });
+
+  it('resolves relative dirs against baseDir and keeps absolute ones', () => {
+    const c = parse('dataDir=data\ndataLogDir=/abs/log', '/etc/corral').config;
+    expect(c.dataDir).toBe('/etc/corral/data');
+    expect(c.dataLogDir).toBe('/abs/log');
+    expect(parse('dataDir=data').config.dataDir).toBe('data'); // no baseDir: left as is
+  });
+
+  it('records every key=value in raw, in file order', () => {
+    const c = cfg('zookeeper.snapCount=10\nfooBar=1\nclientPort=2000');
+    expect([...c.raw]).toEqual([['dataDir', '/var/zk'], ['zookeeper.snapCount', '10'], ['fooBar', '1'], ['clientPort', '2000']]);
+  });
+});
+
+describe('zookeeper. prefix', () => {
+  it('accepts system-property settings with the prefix', () => {
+    const c = cfg(`zookeeper.jute.maxbuffer=0x200000
+zookeeper.readonlymode.enabled=true
+zookeeper.DigestAuthenticationProvider.superDigest=super:abc=
+zookeeper.extendedTypesEnabled=true
+zookeeper.forceSync=no
+zookeeper.znode.container.checkIntervalMs=500
+zookeeper.znode.container.maxPerMinute=7
+zookeeper.snapCount=42
+zookeeper.4lw.commands.whitelist=mntr`);
+    expect(c).toMatchObject({
+      juteMaxBuffer: 0x200000, readonlyModeEnabled: true, superDigest: 'super:abc=', extendedTypesEnabled: true,
+      forceSync: false, containerCheckIntervalMs: 500, containerMaxPerMinute: 7, snapCount: 42, fourLetterWords: ['mntr'],
+    });
+  });
+
+  it('does not accept the prefix on plain zoo.cfg keys', () => {
+    const { config, warnings } = parse('dataDir=/d\nzookeeper.tickTime=1');
+    expect(config.tickTime).toBe(3000);
+    expect(warnings).toEqual(['zoo.cfg:2: unknown key "zookeeper.tickTime" ignored']);
+  });
+});
+
+describe('Properties syntax', () => {
+  it('accepts =, : and whitespace separators, trimming whitespace', () => {
+    const c = cfg('tickTime = 1000\ninitLimit: 11\nsyncLimit 6\n  clientPortAddress\t=\t1.2.3.4  \n');
+    expect([c.tickTime, c.initLimit, c.syncLimit, c.clientPortAddress]).toEqual([1000, 11, 6, '1.2.3.4']);
+  });
+
+  it('skips # and ! comments and blank lines, and handles CRLF', () => {
+    const c = parse('# comment\r\n\r\n   ! also a comment\r\n\tdataDir=/d\r\n#tickTime=1\r\n').config;
+    expect(c.dataDir).toBe('/d');
+    expect(c.tickTime).toBe(3000);
+    expect([...c.raw.keys()]).toEqual(['dataDir']);
+  });
+
+  it('joins backslash continuation lines and unescapes', () => {
+    const c = cfg('4lw.commands.whitelist=stat, \\\n    ruok\nclientPortAddress=a\\:b');
+    expect(c.fourLetterWords).toEqual(['stat', 'ruok']);
+    expect(c.clientPortAddress).toBe('a:b');
+  });
+
+  it('the later of two identical keys wins', () => {
+    expect(cfg('clientPort=1\nclientPort=2').clientPort).toBe(2);
+  });
+
+  it('warns once per unknown key and ignores known ZooKeeper keys', () => {
+    const { warnings } = parse(`dataDir=/d
+admin.enableServer=false
+admin.serverPort=8080
+metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider
+secureClientPort=2281
+electionAlg=3
+reconfigEnabled=true
+group.1=1:2:3
+weight.1=1
+ssl.keyStore.location=/x
+authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider
+requestThrottleLimit=100
+quorumListenOnAllIPs=true
+preAllocSize=65536
+fooBar=1
+`);
+    expect(warnings).toEqual(['zoo.cfg:15: unknown key "fooBar" ignored']);
+  });
+
+  it('names the line of a line with no separator', () => {
+    expect(err('dataDir=/d\n\n# c\n\nx=1\n\nfoo\n')).toBe('zoo.cfg:7: expected key=value, got "foo"');
+  });
+
+  it('names the line and key of a bad number', () => {
+    expect(err('dataDir=/d\ntickTime=fast')).toBe('zoo.cfg:2: tickTime must be an integer, got "fast"');
+    expect(err('dataDir=/d\nclientPort=')).toMatch(/^zoo\.cfg:2: clientPort must be an integer/);
+  });
+});
+
+describe('validation', () => {
+  it('rejects minSessionTimeout > maxSessionTimeout', () => {
+    expect(err('dataDir=/d\nminSessionTimeout=5000\nmaxSessionTimeout=4000')).toMatch(/^zoo\.cfg: minSessionTimeout .*maxSessionTimeout/);
+    // The max default follows tickTime, so a large min alone can also conflict.
+    expect(err('dataDir=/d\ntickTime=100\nminSessionTimeout=3000')).toMatch(/minSessionTimeout/);
+  });
+
+  it('rejects tickTime <= 0 and clientPort out of range', () => {
+    expect(err('dataDir=/d\ntickTime=0')).toMatch(/^zoo\.cfg:2: tickTime must be >= 1/);
+    expect(err('dataDir=/d\nclientPort=65536')).toMatch(/^zoo\.cfg:2: clientPort must be between 0 and 65535/);
+    expect(cfg('clientPort=0').clientPort).toBe(0);
+  });
+});
+
+describe('server.N', () => {
+  it('parses participant, observer and client port forms, sorted by id', () => {
+    const c = cfg(`server.3=zk3:2888:3888:observer;2183
+server.1=zk1:2888:3888
+server.2=zk2:2889:3889:participant;0.0.0.0:2182
+server.4=[::1]:2888:3888;[::1]:2184`);
+    expect(c.servers).toEqual([
+      { id: 1, host: 'zk1', quorumPort: 2888, electionPort: 3888, role: 'participant' },
+      { id: 2, host: 'zk2', quorumPort: 2889, electionPort: 3889, role: 'participant', clientHost: '0.0.0.0', clientPort: 2182 },
+      { id: 3, host: 'zk3', quorumPort: 2888, electionPort: 3888, role: 'observer', clientPort: 2183 },
+      { id: 4, host: '::1', quorumPort: 2888, electionPort: 3888, role: 'participant', clientHost: '::1', clientPort: 2184 },
+    ]);
+  });
+
+  it.each([
+    'server.1=zk1:2888',
+    'server.1=zk1:2888:3888:leader',
+    'server.1=zk1:2888:x',
+    'server.1=zk1:2888:99999',
+    'server.1=:2888:3888',
+    'server.1=zk1:2888:3888;a:b:c',
+    'server.1=zk1:2888:3888:observer:extra',
+    'server.x=zk1:2888:3888',
+  ])('rejects %s naming the line', (line) => {
+    expect(err(`dataDir=/d\n${line}`)).toMatch(/^zoo\.cfg:2: /);
+  });
+});
+
+describe('defaultConfig and loadConfig', () => {
+  it('builds the embedded standalone default from DEFAULT_ZOO_CFG', () => {
+    const c = defaultConfig('/home/me/corral');
+    expect(c).toMatchObject({
+      source: '<embedded default>', tickTime: 2000, clientPortAddress: '127.0.0.1', clientPort: 2181,
+      dataDir: '/home/me/corral/data', fourLetterWords: ['*'], wsPort: 2182, wsPortAddress: '127.0.0.1',
+      minSessionTimeout: 4000, maxSessionTimeout: 40000, servers: [], standaloneEnabled: true, serverThreads: 1,
+    });
+    expect(parseZooCfg(DEFAULT_ZOO_CFG, 'x', '/w').warnings).toEqual([]);
+  });
+
+  it('loads a file, resolving dataDir next to it', () => {
+    withTempDir((dir) => {
+      const file = join(dir, 'zoo.cfg');
+      writeFileSync(file, 'dataDir=data\nbogus=1\n');
+      const { config, warnings } = loadConfig(file);
+      expect(config.dataDir).toBe(join(dir, 'data'));
+      expect(config.source).toBe(file);
+      expect(warnings).toEqual([`${file}:2: unknown key "bogus" ignored`]);
+    });
+  });
+
+  it('names the path of an unreadable file', () => {
+    expect(() => loadConfig('/nonexistent/zoo.cfg')).toThrow(ConfigError);
+    expect(() => loadConfig('/nonexistent/zoo.cfg')).toThrow(/\/nonexistent\/zoo\.cfg/);
+  });
+});
+
+describe('readMyId', () => {
+  it('reads a trimmed integer, or undefined when absent', () => {
+    withTempDir((dir) => {
+      expect(readMyId(dir)).toBeUndefined();
+      writeFileSync(join(dir, 'myid'), ' 3\n');
+      expect(readMyId(dir)).toBe(3);
+    });
+  });
+
+  it('rejects non-integer content', () => {
+    withTempDir((dir) => {
+      writeFileSync(join(dir, 'myid'), 'three\n');
+      expect(() => readMyId(dir)).toThrow(ConfigError);
+      expect(() => readMyId(dir)).toThrow(/myid must be an integer, got "three"/);
+    });
+  });
+});
