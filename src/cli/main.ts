@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
+import type { CorralConfig } from '../config/types.js';
+import { stdoutLogger } from '../server/log.js';
+import { CorralServer } from '../server/server.js';
+import { ZK_PROTOCOL_VERSION } from '../protocol/constants.js';
+
+const USAGE = `usage: corral start [path/to/zoo.cfg]
+       corral version`;
+
+export function corralVersion(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, '../../package.json'), join(here, '../../../package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next layout (running from src/ or dist/src/)
+    }
+  }
+  return '0.0.0';
+}
+
+async function start(cfgPath: string | undefined): Promise<void> {
+  let config: CorralConfig;
+  try {
+    if (cfgPath === undefined) {
+      config = defaultConfig(process.cwd());
+      stdoutLogger('INFO', `no zoo.cfg given: using the embedded default config (data in ${config.dataDir})`);
+    } else {
+      const { config: c, warnings } = loadConfig(cfgPath);
+      config = c;
+      for (const w of warnings) stdoutLogger('WARN', w);
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`corral: invalid configuration: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const server = new CorralServer(config, { logger: stdoutLogger });
+  const { host, port } = await server.start();
+  stdoutLogger(
+    'INFO',
+    `Corral ${corralVersion()} (ZooKeeper ${ZK_PROTOCOL_VERSION} protocol) serving clients on ${host}:${port}, ` +
+      `tickTime=${config.tickTime}, sessions ${config.minSessionTimeout}-${config.maxSessionTimeout} ms`,
+  );
+  let stopping = false;
+  const shutdown = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    stdoutLogger('INFO', `received ${sig}, shutting down`);
+    server.stop().then(
+      () => {
+        stdoutLogger('INFO', 'stopped');
+        process.exit(0);
+      },
+      (e: Error) => {
+        stdoutLogger('ERROR', `shutdown failed: ${e.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+      return start(rest[0]);
+    case 'version':
+      process.stdout.write(`${ZK_PROTOCOL_VERSION}-corral-${corralVersion()}\n`);
+      return;
+    default:
+      process.stderr.write(USAGE + '\n');
+      process.exit(cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2);
+  }
+}
+
+main(process.argv.slice(2)).catch((e: Error) => {
+  process.stderr.write(`corral: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,485 @@
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { authenticate } from '../acl/auth.js';
+import type { CorralConfig } from '../config/types.js';
+import { Err, KeeperError, OpCode, Xid } from '../protocol/constants.js';
+import { JuteError, type JuteReader } from '../protocol/jute.js';
+import { isWriteOp, readConnectRequest, readRequestBody, type RequestBody } from '../protocol/records.js';
+import { checkPassword, initialSessionId, sessionPassword } from '../session/password.js';
+import { SessionTracker } from '../session/tracker.js';
+import { apply, DataTree, ttlOf } from '../tree/datatree.js';
+import type { ApplyResult, Txn } from '../tree/types.js';
+import { Connection, type ConnectionHost, hex, type QueuedRequest } from './connection.js';
+import { executeRead, type FinalContext, replyWrite } from './final.js';
+import { runFourLetterWord } from './fourletter.js';
+import type { Logger } from './log.js';
+import { Prep } from './prep.js';
+import { ServerStats } from './stats.js';
+import { WatchManager } from './watches.js';
+
+// The standalone server: TCP connections in, and one request pipeline:
+//   prep (validate, assign zxid) -> log (group commit) -> apply -> reply.
+// Reads skip the log but wait behind their own session's pending writes. The same
+// stages serve the leader and followers later; only where txns come from differs.
+
+/** Where prepared txns go to become durable (storage, or a quorum). */
+export interface TxnLog {
+  /** Resolves once the whole batch is durable. */
+  append(txns: Txn[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** No persistence: for tests that do not care about restarts. */
+export class MemoryTxnLog implements TxnLog {
+  async append(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+interface Proposal {
+  txn: Txn;
+  conn: Connection | null;
+  item: QueuedRequest | null;
+  /** Extra work once the txn is in the tree (finishing a handshake, closing a session). */
+  after?: (r: ApplyResult) => void;
+}
+
+const VALID_OPS = new Set<number>([
+  OpCode.create, OpCode.delete, OpCode.exists, OpCode.getData, OpCode.setData, OpCode.getACL,
+  OpCode.setACL, OpCode.getChildren, OpCode.sync, OpCode.ping, OpCode.getChildren2, OpCode.check,
+  OpCode.multi, OpCode.create2, OpCode.reconfig, OpCode.checkWatches, OpCode.removeWatches,
+  OpCode.createContainer, OpCode.createTTL, OpCode.multiRead, OpCode.setWatches, OpCode.getEphemerals,
+  OpCode.getAllChildrenNumber, OpCode.setWatches2, OpCode.addWatch, OpCode.whoAmI, OpCode.closeSession,
+]);
+
+export interface ServerOptions {
+  logger: Logger;
+  txnLog?: TxnLog;
+  tree?: DataTree;
+  /** Server id used in session ids; 1 in standalone, as ZooKeeper does. */
+  serverId?: number;
+}
+
+export class CorralServer implements ConnectionHost, FinalContext {
+  readonly tree: DataTree;
+  readonly watches = new WatchManager();
+  readonly prep: Prep;
+  readonly tracker: SessionTracker;
+  readonly stats = new ServerStats();
+  readonly connections = new Set<Connection>();
+  /** sessionId -> the connection that currently holds it. */
+  readonly sessionConns = new Map<bigint, Connection>();
+  readonly maxFrame: number;
+  readonly startedAt = Date.now();
+  private readonly txnLog: TxnLog;
+  private nextSessionId: bigint;
+  private net: NetServer | null = null;
+  private readonly dirty = new Set<Connection>();
+  private flushScheduled = false;
+  private batch: Proposal[] = [];
+  private logBusy = false;
+  private outstanding = 0;
+  private readonly throttled = new Set<Connection>();
+  private readonly perIp = new Map<string, number>();
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  readonly log: Logger;
+
+  constructor(
+    readonly config: CorralConfig,
+    opts: ServerOptions,
+  ) {
+    this.log = opts.logger;
+    this.tree = opts.tree ?? new DataTree();
+    this.txnLog = opts.txnLog ?? new MemoryTxnLog();
+    this.maxFrame = config.juteMaxBuffer;
+    const now = Date.now();
+    this.tracker = new SessionTracker(config.tickTime, now);
+    // Sessions recovered from disk get their timeout afresh, as in ZooKeeper.
+    for (const [id, timeout] of this.tree.sessions) this.tracker.add(id, timeout, now);
+    this.nextSessionId = initialSessionId(opts.serverId ?? 1, now);
+    this.prep = new Prep(this.tree, {
+      extendedTypesEnabled: config.extendedTypesEnabled,
+      sessionValid: (id) => {
+        const s = this.tracker.get(id);
+        return s !== undefined && !s.closing;
+      },
+      now: () => Date.now(),
+    });
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    const net = createServer({ noDelay: true }, (s) => this.accept(s));
+    this.net = net;
+    await new Promise<void>((resolve, reject) => {
+      net.once('error', reject);
+      net.listen(this.config.clientPort, this.config.clientPortAddress, () => {
+        net.off('error', reject);
+        resolve();
+      });
+    });
+    net.on('error', (e) => this.log('ERROR', `listener: ${e.message}`));
+    const addr = net.address();
+    const port = typeof addr === 'object' && addr !== null ? addr.port : this.config.clientPort;
+    this.scheduleTick();
+    const reap = setInterval(() => this.reapContainers(), this.config.containerCheckIntervalMs);
+    reap.unref();
+    this.timers.push(reap);
+    return { host: this.config.clientPortAddress, port };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    const closed = new Promise<void>((r) => (this.net ? this.net.close(() => r()) : r()));
+    for (const c of [...this.connections]) c.close();
+    await closed;
+    // Let a batch that is being made durable finish before the log closes.
+    while (this.logBusy) await new Promise((r) => setTimeout(r, 5));
+    await this.txnLog.close();
+  }
+
+  // --- connections ---------------------------------------------------------------
+
+  private accept(socket: Socket): void {
+    const conn = new Connection(socket, this);
+    const max = this.config.maxClientCnxns;
+    const n = (this.perIp.get(conn.remoteIp) ?? 0) + 1;
+    this.perIp.set(conn.remoteIp, n);
+    this.connections.add(conn);
+    if (max > 0 && n > max) {
+      conn.fail(`too many connections from ${conn.remoteIp} - max is ${max}`);
+    }
+  }
+
+  onClose(conn: Connection): void {
+    if (!this.connections.delete(conn)) return;
+    const n = (this.perIp.get(conn.remoteIp) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(conn.remoteIp);
+    else this.perIp.set(conn.remoteIp, n);
+    this.watches.removeWatcher(conn);
+    if (this.sessionConns.get(conn.sessionId) === conn) this.sessionConns.delete(conn.sessionId);
+    this.throttled.delete(conn);
+    this.dirty.delete(conn);
+  }
+
+  markDirty(conn: Connection): void {
+    this.dirty.add(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flushAll());
+    }
+  }
+
+  private flushAll(): void {
+    this.flushScheduled = false;
+    for (const c of this.dirty) c.flush();
+    this.dirty.clear();
+  }
+
+  /** ConnectionHost: the one line logged when a connection is dropped. */
+  warn(msg: string): void {
+    this.log('WARN', msg);
+  }
+
+  onFourLetterWord(conn: Connection, word: string): void {
+    const allowed = this.config.fourLetterWords;
+    let text: string;
+    if (!allowed.includes('*') && !allowed.includes(word)) {
+      text = `${word} is not executed because it is not in the whitelist.\n`;
+    } else {
+      text = runFourLetterWord(word, this);
+    }
+    this.stats.packetsReceived++;
+    conn.socket.end(text);
+    conn.state = 'closed';
+    this.onClose(conn);
+  }
+
+  onConnect(conn: Connection, frame: JuteReader): void {
+    const req = readConnectRequest(frame);
+    conn.readOnlyByte = req.readOnly !== undefined;
+    if (req.lastZxidSeen > this.tree.lastZxid) {
+      conn.fail(
+        `refusing session 0x${hex(req.sessionId)}: client has seen zxid 0x${req.lastZxidSeen.toString(16)}, ` +
+          `our last zxid is 0x${this.tree.lastZxid.toString(16)}; client must try another server`,
+      );
+      return;
+    }
+    const timeout = Math.min(Math.max(req.timeOut, this.config.minSessionTimeout), this.config.maxSessionTimeout);
+    conn.sessionTimeout = timeout;
+    const now = Date.now();
+    if (req.sessionId === 0n) {
+      const id = this.nextSessionId;
+      this.nextSessionId = BigInt.asIntN(64, id + 1n);
+      conn.sessionId = id;
+      this.tracker.add(id, timeout, now);
+      this.propose({
+        txn: this.prep.prepareCreateSession(id, timeout),
+        conn: null,
+        item: null,
+        after: () => this.finishHandshake(conn, true),
+      });
+      return;
+    }
+    const id = req.sessionId;
+    const s = this.tracker.get(id);
+    conn.sessionId = id;
+    if (s === undefined || s.closing) {
+      this.log('INFO', `client ${conn.label} tried to renew session 0x${hex(id)}, which has expired`);
+      this.finishHandshake(conn, false);
+      return;
+    }
+    if (!checkPassword(id, req.passwd)) {
+      this.log('WARN', `incorrect password from ${conn.label} for session 0x${hex(id)}`);
+      this.finishHandshake(conn, false);
+      return;
+    }
+    const old = this.sessionConns.get(id);
+    if (old !== undefined && old !== conn) old.close();
+    this.tracker.add(id, timeout, now);
+    this.finishHandshake(conn, true);
+  }
+
+  private finishHandshake(conn: Connection, valid: boolean): void {
+    if (conn.state === 'closed') return;
+    const w = conn.out;
+    const at = w.beginFrame();
+    w.int(0);
+    w.int(valid ? conn.sessionTimeout : 0);
+    w.long(valid ? conn.sessionId : 0n);
+    w.buffer(valid ? sessionPassword(conn.sessionId) : Buffer.alloc(16));
+    if (conn.readOnlyByte) w.bool(false);
+    w.endFrame(at);
+    conn.packetsSent++;
+    if (!valid) {
+      conn.closeAfterFlush();
+      return;
+    }
+    this.sessionConns.set(conn.sessionId, conn);
+    this.markDirty(conn);
+    conn.connected();
+  }
+
+  onRequest(conn: Connection, frame: JuteReader): void {
+    const xid = frame.int();
+    const op = frame.int();
+    const now = Date.now();
+    this.stats.packetsReceived++;
+    conn.lastCxid = xid;
+    if (op === OpCode.auth) return this.onAuth(conn, xid, frame);
+    if (op === OpCode.sasl) {
+      // No SASL server is configured: ZooKeeper answers OK with no token.
+      conn.endReply(conn.beginReply(xid, 0, 0));
+      conn.out.int(-1);
+      return;
+    }
+    if (!VALID_OPS.has(op)) {
+      this.log('WARN', `received packet of unknown type ${op} from ${conn.label}`);
+      conn.endReply(conn.beginReply(xid, 0, Err.UNIMPLEMENTED));
+      conn.closeAfterFlush();
+      return;
+    }
+    let body: RequestBody | null = null;
+    let err = 0;
+    try {
+      body = readRequestBody(op, frame);
+      if (op === OpCode.multiRead && (body as { ops: RequestBody[] }).ops.some((o) => o.op !== OpCode.getData && o.op !== OpCode.getChildren))
+        err = Err.MARSHALLINGERROR;
+    } catch (e) {
+      if (!(e instanceof JuteError)) throw e;
+      err = Err.MARSHALLINGERROR;
+    }
+    this.tracker.touch(conn.sessionId, now);
+    this.outstanding++;
+    if (this.outstanding > this.config.globalOutstandingLimit) {
+      conn.pause();
+      this.throttled.add(conn);
+    }
+    const write = err === 0 && isWriteOp(op);
+    const item: QueuedRequest = { xid, op, frame: null, body, write, received: now, done: false };
+    if (err !== 0) item.result = err;
+    if (!write && conn.queue.length === 0) {
+      this.answer(conn, item);
+      return;
+    }
+    conn.queue.push(item);
+    if (!write) return;
+    let txn: Txn;
+    if (op === OpCode.closeSession) {
+      this.tracker.setClosing(conn.sessionId);
+      txn = this.prep.prepareClose(conn.sessionId, xid);
+    } else if (op === OpCode.reconfig) {
+      txn = this.errorTxn(conn, xid, Err.RECONFIGDISABLED);
+    } else {
+      txn = this.prep.prepare({ sessionId: conn.sessionId, cxid: xid, op, body: body!, authIds: conn.authIds });
+    }
+    this.propose({ txn, conn, item, after: op === OpCode.closeSession ? () => this.sessionClosed(conn.sessionId) : undefined });
+  }
+
+  private errorTxn(conn: Connection, xid: number, err: number): Txn {
+    return { zxid: ++this.prep.zxid, time: Date.now(), sessionId: conn.sessionId, cxid: xid, op: { type: 'error', err } };
+  }
+
+  private onAuth(conn: Connection, xid: number, frame: JuteReader): void {
+    let ids = null;
+    let scheme = '?';
+    try {
+      frame.int(); // type, unused
+      scheme = frame.string();
+      const auth = frame.buffer() ?? Buffer.alloc(0);
+      ids = authenticate(scheme, auth, { superDigest: this.config.superDigest }, conn.remoteIp);
+    } catch (e) {
+      if (!(e instanceof JuteError)) throw e;
+    }
+    if (ids === null) {
+      this.log('WARN', `authentication failed for scheme ${scheme} from ${conn.label}`);
+      conn.endReply(conn.beginReply(Xid.auth, 0, Err.AUTHFAILED));
+      conn.closeAfterFlush();
+      return;
+    }
+    for (const id of ids)
+      if (!conn.authIds.some((x) => x.scheme === id.scheme && x.id === id.id)) conn.authIds = [...conn.authIds, id];
+    conn.endReply(conn.beginReply(Xid.auth, 0, 0));
+  }
+
+  /** Replies to a request whose turn has come (reads run now; writes are applied). */
+  private answer(conn: Connection, item: QueuedRequest): void {
+    this.outstanding--;
+    if (typeof item.result === 'number') {
+      conn.endReply(conn.beginReply(item.xid, this.tree.lastZxid, item.result));
+    } else if (item.write) {
+      replyWrite(this, conn, item.xid, item.op, item.result as ApplyResult);
+    } else {
+      executeRead(this, conn, item.xid, item.op, item.body as RequestBody);
+    }
+    const latency = Date.now() - item.received;
+    this.stats.recordLatency(latency);
+    conn.recordLatency(item.op, latency, this.tree.lastZxid);
+    if (this.throttled.size > 0 && this.outstanding <= this.config.globalOutstandingLimit) {
+      for (const c of this.throttled) c.resume();
+      this.throttled.clear();
+    }
+  }
+
+  /** Answers what is at the head of a session's queue, up to its next unapplied write. */
+  private drain(conn: Connection): void {
+    const q = conn.queue;
+    while (q.length > 0) {
+      const head = q[0];
+      if (head.write && !head.done) return;
+      q.shift();
+      this.answer(conn, head);
+      if (head.op === OpCode.closeSession) {
+        conn.closeAfterFlush();
+        return;
+      }
+    }
+  }
+
+  // --- the log stage: group commit -----------------------------------------------
+
+  propose(p: Proposal): void {
+    this.batch.push(p);
+    if (!this.logBusy) this.writeBatch();
+  }
+
+  /** One batch at a time goes to the log; what arrives meanwhile forms the next. */
+  private writeBatch(): void {
+    if (this.batch.length === 0) return;
+    const b = this.batch;
+    this.batch = [];
+    this.logBusy = true;
+    // Give the rest of this turn's requests a chance to join the batch.
+    queueMicrotask(() => {
+      const more = this.batch;
+      this.batch = [];
+      const all = more.length > 0 ? b.concat(more) : b;
+      this.txnLog.append(all.map((p) => p.txn)).then(
+        () => {
+          this.logBusy = false;
+          this.commit(all);
+          this.writeBatch();
+        },
+        (e: Error) => {
+          this.log('ERROR', `transaction log failed, stopping: ${e.message}`);
+          process.exitCode = 1;
+          void this.stop();
+        },
+      );
+    });
+  }
+
+  /** Applies a durable batch in zxid order and releases the replies behind it. */
+  private commit(batch: Proposal[]): void {
+    for (const p of batch) {
+      const r = apply(this.tree, p.txn);
+      this.prep.applied(p.txn.zxid);
+      for (const e of r.events) this.watches.trigger(e);
+      p.after?.(r);
+      if (p.item !== null && p.conn !== null) {
+        p.item.result = r;
+        p.item.done = true;
+        if (p.conn.state === 'closed') this.outstanding--;
+        else this.drain(p.conn);
+      }
+    }
+  }
+
+  private sessionClosed(id: bigint): void {
+    this.tracker.remove(id);
+    const c = this.sessionConns.get(id);
+    this.sessionConns.delete(id);
+    // An expired session's connection is closed; the client learns on reconnect.
+    if (c !== undefined && c.queue.length === 0) c.closeAfterFlush();
+  }
+
+  // --- timers ----------------------------------------------------------------------
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    const t = setTimeout(() => {
+      this.expireSessions();
+      this.scheduleTick();
+    }, Math.max(1, this.tracker.msUntilNext(Date.now())));
+    t.unref();
+    this.timers[0] = t;
+  }
+
+  private expireSessions(): void {
+    for (const s of this.tracker.expire(Date.now())) {
+      this.log('INFO', `expiring session 0x${hex(s.id)}, timeout of ${s.timeout}ms exceeded`);
+      this.propose({
+        txn: this.prep.prepareClose(s.id, 0),
+        conn: null,
+        item: null,
+        after: () => this.sessionClosed(s.id),
+      });
+    }
+  }
+
+  /** ContainerManager: empty containers that once had children, and expired TTL nodes. */
+  reapContainers(): void {
+    const now = Date.now();
+    const limit = Math.max(1, Math.ceil((this.config.containerMaxPerMinute * this.config.containerCheckIntervalMs) / 60000));
+    const candidates: string[] = [];
+    for (const p of this.tree.containers) {
+      const n = this.tree.get(p);
+      if (n !== undefined && n.numChildren === 0 && n.cversion > 0) candidates.push(p);
+    }
+    for (const p of this.tree.ttls) {
+      const n = this.tree.get(p);
+      if (n === undefined || n.numChildren > 0) continue;
+      const ttl = ttlOf(n.ephemeralOwner);
+      if (ttl !== 0 && now - n.mtime > ttl) candidates.push(p);
+    }
+    for (const p of candidates.slice(0, limit)) {
+      this.propose({ txn: this.prep.prepareDeleteContainer(p), conn: null, item: null });
+    }
+  }
+
+  get outstandingRequests(): number {
+    return this.outstanding;
+  }
+}
+
+export { KeeperError };

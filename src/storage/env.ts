@@ -1,0 +1,38 @@
+// How the LMDB environments are opened. Each lives in its own subdirectory of dataDir
+// (or dataLogDir), so that `myid` and other files can sit beside them:
+//   <dataLogDir>/corral-log/txnlog.mdb   named db "txnlog": zxid -> log record
+//   <dataDir>/corral-snap/snap.mdb       named dbs "snapchunk", "snapmark"
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+
+export const LOG_SUBDIR = 'corral-log';
+export const SNAP_SUBDIR = 'corral-snap';
+export const LOG_FILE = 'txnlog.mdb';
+export const SNAP_FILE = 'snap.mdb';
+
+export interface EnvOptions {
+  /**
+   * true: a resolved write is on disk (overlappingSync off: LMDB fsyncs inside the
+   * commit, on its write thread). false: a resolved write is visible and LMDB flushes
+   * it shortly after (overlappingSync on), which keeps the file consistent after a
+   * crash but may lose the newest commits, like ZooKeeper's forceSync=no.
+   */
+  durable: boolean;
+  readOnly?: boolean;
+}
+
+export function envExists(dir: string, file: string): boolean {
+  return fs.existsSync(path.join(dir, file));
+}
+
+export function openEnv(dir: string, file: string, opts: EnvOptions): RootDatabase {
+  if (!opts.readOnly) fs.mkdirSync(dir, { recursive: true });
+  return open({
+    path: path.join(dir, file),
+    maxDbs: 4,
+    readOnly: opts.readOnly ?? false,
+    overlappingSync: !opts.durable,
+  });
+}

@@ -1,0 +1,283 @@
+// The transaction log: zxid -> record in an LMDB environment, with group commit.
+//
+// One log commit (LMDB transaction) is in flight at a time. Appends that arrive while
+// it commits wait in a queue and all go out together as the next commit, so batches
+// are one append when the server is idle and grow with load, with no timer anywhere.
+// Commits run on lmdb's own write thread: the main thread only copies records into
+// lmdb's queue, the fsync happens elsewhere (see native-notes/storage.md for numbers).
+
+import type { Database, RootDatabase } from 'lmdb';
+import type { Txn } from '../tree/types.js';
+import { LOG_FILE, openEnv } from './env.js';
+import { StorageError } from './errors.js';
+import { decodeRecord, encodeTxn, RecordError, sealRecord } from './txncodec.js';
+import { follows, zxidHex } from './zxid.js';
+
+/** Upper bound on records per log commit; an append is never split. */
+export const MAX_BATCH = 1000;
+/** Records removed per LMDB transaction by purge/truncate. */
+const REMOVE_CHUNK = 10000;
+
+export interface TxnLogOptions {
+  forceSync: boolean;
+  readOnly?: boolean;
+}
+
+export interface TxnLogStats {
+  /** Log commits (LMDB write transactions) made by append. */
+  commits: number;
+  /** Txns made durable (or visible, without forceSync) by append. */
+  txns: number;
+  largestBatch: number;
+}
+
+interface Pending {
+  zxids: number[];
+  records: Buffer[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export interface RawRecord {
+  zxid: number;
+  value: Buffer;
+}
+
+export class TxnLog {
+  readonly stats: TxnLogStats = { commits: 0, txns: 0, largestBatch: 0 };
+  readonly forceSync: boolean;
+  private readonly env: RootDatabase;
+  private readonly db: Database<Buffer, number>;
+  private queue: Pending[] = [];
+  private committing = false;
+  private scheduled = false;
+  private failed: Error | null = null;
+  private idleWaiters: (() => void)[] = [];
+  /** zxid of the last txn committed. */
+  private last: number;
+  /** zxid of the last txn accepted by append(), committed or not. */
+  private lastAccepted: number;
+
+  private constructor(
+    readonly dir: string,
+    opts: TxnLogOptions,
+  ) {
+    this.forceSync = opts.forceSync;
+    this.env = openEnv(dir, LOG_FILE, { durable: opts.forceSync, readOnly: opts.readOnly });
+    this.db = this.env.openDB<Buffer, number>('txnlog', { encoding: 'binary' });
+    this.last = this.lastKey() ?? 0;
+    this.lastAccepted = this.last;
+  }
+
+  /** Opens (creating if needed) the log environment in `dir`, e.g. `<dataLogDir>/corral-log`. */
+  static open(dir: string, opts: TxnLogOptions): TxnLog {
+    return new TxnLog(dir, opts);
+  }
+
+  /** zxid of the newest committed txn, 0 when the log is empty. */
+  get lastZxid(): number {
+    return this.last;
+  }
+
+  /** zxid of the oldest txn still in the log, or undefined when empty. */
+  get firstZxid(): number | undefined {
+    for (const k of this.db.getKeys({ limit: 1 })) return k;
+    return undefined;
+  }
+
+  private lastKey(): number | undefined {
+    for (const k of this.db.getKeys({ reverse: true, limit: 1 })) return k;
+    return undefined;
+  }
+
+  /**
+   * Where the next append must continue from when the log holds nothing newer, e.g.
+   * the zxid of a snapshot recovered while the log was lost or purged behind it.
+   */
+  setBase(zxid: number): void {
+    if (zxid > this.lastAccepted) this.lastAccepted = zxid;
+  }
+
+  /**
+   * Logs txns, in zxid order and continuing the log. Resolves once they are in a
+   * committed LMDB transaction: on disk with forceSync, visible only without.
+   */
+  append(txns: Txn[]): Promise<void> {
+    if (this.failed !== null) return Promise.reject(this.failedError());
+    if (txns.length === 0) return Promise.resolve();
+    const zxids: number[] = [];
+    const records: Buffer[] = [];
+    let prev = this.lastAccepted;
+    for (const t of txns) {
+      if (prev !== 0 && !follows(prev, t.zxid)) {
+        return Promise.reject(new StorageError(`txn log ${this.dir}: zxid ${zxidHex(t.zxid)} does not follow ${zxidHex(prev)}`));
+      }
+      if (prev === 0 && t.zxid <= 0) return Promise.reject(new StorageError(`txn log ${this.dir}: bad zxid ${t.zxid}`));
+      zxids.push(t.zxid);
+      records.push(encodeTxn(t));
+      prev = t.zxid;
+    }
+    this.lastAccepted = prev;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ zxids, records, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  // A microtask, not a timer: appends made in the same synchronous run share a commit.
+  private schedule(): void {
+    if (this.scheduled || this.committing) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.committing) return;
+    if (this.queue.length === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+      return;
+    }
+    let n = 0;
+    let take = 0;
+    while (take < this.queue.length && (take === 0 || n + this.queue[take]!.records.length <= MAX_BATCH)) {
+      n += this.queue[take]!.records.length;
+      take++;
+    }
+    const batch = this.queue.splice(0, take);
+    const first = batch[0]!.zxids[0]!;
+    this.committing = true;
+    const done = this.db.batch(() => {
+      for (const p of batch) {
+        for (let i = 0; i < p.records.length; i++) this.db.put(p.zxids[i]!, sealRecord(p.records[i]!, first, n));
+      }
+    });
+    done.then(
+      () => {
+        const lastP = batch[batch.length - 1]!;
+        this.last = lastP.zxids[lastP.zxids.length - 1]!;
+        this.stats.commits++;
+        this.stats.txns += n;
+        if (n > this.stats.largestBatch) this.stats.largestBatch = n;
+        this.committing = false;
+        for (const p of batch) p.resolve();
+        this.pump();
+      },
+      (e: unknown) => {
+        // The log's state is now unknown: refuse everything after, the server must stop.
+        this.failed = e instanceof Error ? e : new Error(String(e));
+        this.committing = false;
+        const err = this.failedError();
+        for (const p of batch) p.reject(err);
+        for (const p of this.queue.splice(0)) p.reject(err);
+        this.pump();
+      },
+    );
+  }
+
+  private failedError(): StorageError {
+    return new StorageError(`txn log ${this.dir}: a commit failed (${this.failed?.message}); restart the server to recover from disk`);
+  }
+
+  /** Resolves when every append made so far has committed (or failed). */
+  idle(): Promise<void> {
+    if (!this.committing && !this.scheduled && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Stored records with zxid > afterZxid, unverified, in zxid order. */
+  *records(afterZxid = 0): Generator<RawRecord> {
+    for (const { key, value } of this.db.getRange({ start: afterZxid })) {
+      if (key <= afterZxid) continue;
+      yield { zxid: key, value };
+    }
+  }
+
+  /** The raw record at zxid (tests and tools). */
+  getRaw(zxid: number): Buffer | undefined {
+    return this.db.get(zxid);
+  }
+
+  /** Overwrites a stored record as is, bypassing checks: tests and repair tools only. */
+  async putRaw(zxid: number, value: Buffer): Promise<void> {
+    await this.db.put(zxid, value);
+    if (zxid > this.last) this.last = zxid;
+    if (zxid > this.lastAccepted) this.lastAccepted = zxid;
+  }
+
+  /** Txns with zxid > afterZxid, verified; throws StorageError on any damage. */
+  *read(afterZxid = 0): Generator<Txn> {
+    for (const { zxid, value } of this.records(afterZxid)) {
+      try {
+        const { txn } = decodeRecord(value);
+        if (txn.zxid !== zxid) throw new RecordError('format', `record holds zxid ${zxidHex(txn.zxid)}`);
+        yield txn;
+      } catch (e) {
+        if (!(e instanceof RecordError)) throw e;
+        throw new StorageError(`txn log ${this.dir}: record ${zxidHex(zxid)} is damaged (${e.message}); run \`corral check-data\` on the data directory`);
+      }
+    }
+  }
+
+  /** Removes every txn after zxid (Zab TRUNC, torn tail), durably. Returns how many. */
+  async truncateAfter(zxid: number): Promise<number> {
+    await this.idle();
+    this.committing = true; // holds appends back until the log is cut
+    try {
+      const keys: number[] = [];
+      for (const k of this.db.getKeys({ start: zxid })) if (k > zxid) keys.push(k);
+      await this.removeKeys(keys);
+      this.last = this.lastKey() ?? 0;
+      this.lastAccepted = Math.max(this.last, Math.min(this.lastAccepted, zxid));
+      return keys.length;
+    } finally {
+      this.committing = false;
+      this.pump();
+    }
+  }
+
+  /** Removes every txn before zxid (the oldest kept snapshot's zxid). Returns how many. */
+  async purgeBefore(zxid: number): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const keys: number[] = [];
+      for (const k of this.db.getKeys({ end: zxid, limit: REMOVE_CHUNK })) keys.push(k);
+      if (keys.length === 0) return removed;
+      await this.removeKeys(keys);
+      removed += keys.length;
+    }
+  }
+
+  private async removeKeys(keys: number[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += REMOVE_CHUNK) {
+      const slice = keys.slice(i, i + REMOVE_CHUNK);
+      await this.db.batch(() => {
+        for (const k of slice) this.db.remove(k);
+      });
+    }
+  }
+
+  /** Number of records stored. */
+  count(): number {
+    return this.db.getKeysCount();
+  }
+
+  /** The LMDB environment's own commit counter (for tests that count real commits). */
+  lmdbTxnId(): number {
+    return (this.env.getStats() as { lastTxnId: number }).lastTxnId;
+  }
+
+  /** A consistent copy of the environment's newest committed state (lmdb's mdb_env_copy). */
+  backup(file: string): Promise<void> {
+    return this.env.backup(file, false);
+  }
+
+  async close(): Promise<void> {
+    await this.idle();
+    await this.env.close();
+  }
+}
