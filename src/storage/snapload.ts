@@ -1,0 +1,112 @@
+// Rebuilds a DataTree from a complete snapshot, verifying every chunk against the
+// marker. Children sets, the ephemerals/containers/TTL indexes and dataSize are derived
+// here rather than stored, so a snapshot cannot disagree with itself about them.
+
+import { CONTAINER_OWNER } from '../protocol/constants.js';
+import { baseName, DataTree, isSessionOwner, isTtlOwner, parentOf } from '../tree/datatree.js';
+import type { Acl } from '../tree/types.js';
+import { ZNode } from '../tree/types.js';
+import { FormatError, StorageError } from './errors.js';
+import { checkBlock, Entry, readChunkHeader, type SnapshotInfo } from './snapformat.js';
+import type { SnapshotStore } from './snapshot.js';
+import { crc32 } from './crc32.js';
+import { zxidHex } from './zxid.js';
+
+export function snapshotDamage(store: SnapshotStore, id: number, zxid: number | undefined, what: string): StorageError {
+  const which = zxid === undefined ? `snapshot ${id}` : `snapshot ${id} (zxid ${zxidHex(zxid)})`;
+  return new StorageError(
+    `${which} in ${store.dir} is damaged: ${what}. Corral will not start from a damaged snapshot: ` +
+      `restore ${store.dir} from a backup, or remove this server's data and log directories so it resyncs from the ensemble; ` +
+      '`corral check-data <dataDir>` lists every problem found.',
+  );
+}
+
+export function loadSnapshot(store: SnapshotStore, info: SnapshotInfo): DataTree {
+  const bad = (what: string): StorageError => snapshotDamage(store, info.id, info.zxid, what);
+  const tree = new DataTree();
+  const builtin = new Set(tree.nodes.keys());
+  tree.nodes.clear();
+  tree.ephemerals.clear();
+  tree.containers.clear();
+  tree.ttls.clear();
+  tree.sessions.clear();
+  const acls = new Map<number, readonly Acl[]>();
+  const crcBuf = Buffer.alloc(4);
+  let expect = 0;
+  let chunksCrc = 0;
+  let bytes = 0;
+  let nodeEntries = 0;
+  let sessions = 0;
+  for (const { chunkNo, value } of store.chunks(info.id)) {
+    if (chunkNo !== expect) throw bad(expect < info.chunks ? `chunk ${expect} is missing` : `unexpected chunk ${chunkNo}`);
+    const c = checkBlock(value);
+    if (!c.ok) throw bad(`chunk ${chunkNo}: ${c.message}`);
+    crcBuf.writeUInt32BE(value.readUInt32BE(1));
+    chunksCrc = crc32(crcBuf, 0, 4, chunksCrc);
+    bytes += value.length;
+    try {
+      const { header, reader: r } = readChunkHeader(value);
+      if (header.snapId !== info.id || header.chunkNo !== chunkNo) throw new FormatError(`chunk ${chunkNo} claims to be ${header.snapId}/${header.chunkNo}`);
+      for (let i = 0; i < header.entries; i++) {
+        const kind = r.u8();
+        if (kind === Entry.NODE) {
+          const path = r.str();
+          const data = r.bytes();
+          const aclId = r.u32();
+          const acl = acls.get(aclId);
+          if (acl === undefined) throw new FormatError(`node ${path} uses undefined ACL ${aclId}`);
+          const czxid = r.num();
+          const mzxid = r.num();
+          const ctime = r.num();
+          const mtime = r.num();
+          const version = r.i32();
+          const cversion = r.i32();
+          const aversion = r.i32();
+          const owner = r.i64();
+          const pzxid = r.num();
+          tree.nodes.set(path, new ZNode(data, acl, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid));
+          nodeEntries++;
+        } else if (kind === Entry.SESSION) {
+          const sid = r.i64();
+          tree.sessions.set(sid, r.i32());
+          sessions++;
+        } else if (kind === Entry.ACL_DEF) {
+          const aclId = r.u32();
+          acls.set(aclId, tree.internAcl(r.acl()));
+        } else {
+          throw new FormatError(`unknown entry kind ${kind}`);
+        }
+      }
+      if (!r.done) throw new FormatError(`${r.end - r.pos} trailing bytes`);
+    } catch (e) {
+      if (e instanceof FormatError || e instanceof RangeError) throw bad(`chunk ${chunkNo}: ${e.message}`);
+      throw e;
+    }
+    expect++;
+  }
+  if (expect !== info.chunks) throw bad(`${info.chunks - expect} of ${info.chunks} chunks are missing`);
+  if (chunksCrc !== info.chunksCrc || bytes !== info.bytes) throw bad('chunks do not match the checksum in the marker');
+  if (nodeEntries !== info.nodeEntries || sessions !== info.sessions) throw bad('entry counts do not match the marker');
+  if (!tree.nodes.has('/')) throw bad('no root node');
+
+  let dataSize = 0;
+  for (const [path, node] of tree.nodes) {
+    dataSize += node.data.length + (builtin.has(path) ? 0 : path.length);
+    if (path !== '/') {
+      const parent = tree.nodes.get(parentOf(path));
+      if (parent === undefined) throw bad(`node ${path} has no parent`);
+      (parent.children ??= new Set()).add(baseName(path));
+    }
+    const owner = node.ephemeralOwner;
+    if (owner === CONTAINER_OWNER) tree.containers.add(path);
+    else if (isTtlOwner(owner)) tree.ttls.add(path);
+    else if (isSessionOwner(owner)) {
+      let set = tree.ephemerals.get(owner);
+      if (set === undefined) tree.ephemerals.set(owner, (set = new Set()));
+      set.add(path);
+    }
+  }
+  tree.dataSize = dataSize;
+  tree.lastZxid = info.zxid;
+  return tree;
+}
