@@ -261,9 +261,15 @@ export class TxnLog {
     }
   }
 
-  /** Number of records stored. */
-  count(): number {
-    return this.db.getKeysCount();
+  /** Number of records stored with start <= zxid < end (all by default). */
+  count(start?: number, end?: number): number {
+    return this.db.getKeysCount({ start, end });
+  }
+
+  /** The stored record with the greatest zxid <= zxid, if any. */
+  recordAtOrBefore(zxid: number): RawRecord | undefined {
+    for (const { key, value } of this.db.getRange({ start: zxid, reverse: true, limit: 1 })) return { zxid: key, value };
+    return undefined;
   }
 
   /** The LMDB environment's own commit counter (for tests that count real commits). */

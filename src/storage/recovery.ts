@@ -1,0 +1,77 @@
+// Startup: the newest complete snapshot, then every logged txn after its zxid replayed
+// through apply(). The snapshot is fuzzy, so replay meets effects it already holds:
+// create on an existing node (NODEEXISTS) and delete of a missing one (NONODE) are
+// results to ignore, and setData/setACL carry their resulting version.
+
+import { Err } from '../protocol/constants.js';
+import { apply, DataTree, parentOf } from '../tree/datatree.js';
+import type { OpResult, Txn, TxnOp } from '../tree/types.js';
+import { scanLog, type TornTail } from './logscan.js';
+import type { SnapshotInfo } from './snapformat.js';
+import { loadSnapshot, snapshotDamage } from './snapload.js';
+import type { SnapshotStore } from './snapshot.js';
+import type { TxnLog } from './txnlog.js';
+import { zxidHex } from './zxid.js';
+
+/** Where storage reports what it did on its own (one line each). */
+export type StorageLogger = (line: string) => void;
+
+export interface RecoverOptions {
+  log: StorageLogger;
+  /** Cut a torn tail off the log (default). false only reports it, for check-data. */
+  repair?: boolean;
+}
+
+export interface Recovered {
+  tree: DataTree;
+  lastZxid: number;
+  snapshot: SnapshotInfo | null;
+  replayed: number;
+  tornTail: TornTail | null;
+}
+
+export async function recover(snaps: SnapshotStore, txnLog: TxnLog, opts: RecoverOptions): Promise<Recovered> {
+  const list = snaps.list();
+  const newest = list[list.length - 1];
+  let tree: DataTree;
+  let snapshot: SnapshotInfo | null = null;
+  if (newest === undefined) {
+    tree = new DataTree();
+  } else if (newest.info === undefined) {
+    throw snapshotDamage(snaps, newest.id, undefined, newest.damage);
+  } else {
+    snapshot = newest.info;
+    tree = loadSnapshot(snaps, snapshot);
+  }
+  const after = tree.lastZxid;
+  const scan = scanLog(txnLog, { after, prev: after, onTxn: (t) => replay(tree, t) });
+  if (scan.tornTail !== null) {
+    const t = scan.tornTail;
+    opts.log(
+      `txn log ${txnLog.dir}: dropping a torn tail of ${t.count} record(s) from zxid ${zxidHex(t.firstZxid)} ` +
+        `(the last commit was cut short, so none of it was acknowledged); the log now ends at ${zxidHex(t.keepThrough)}`,
+    );
+    if (opts.repair ?? true) await txnLog.truncateAfter(t.keepThrough);
+  }
+  return { tree, lastZxid: tree.lastZxid, snapshot, replayed: scan.txns, tornTail: scan.tornTail };
+}
+
+/** apply(), plus what ZooKeeper does for a create the fuzzy snapshot already holds. */
+export function replay(tree: DataTree, txn: Txn): void {
+  const r = apply(tree, txn);
+  fixCreates(tree, txn, txn.op, r);
+}
+
+// The node was in the snapshot, but its parent may have been copied before the create:
+// move the parent's cversion/pzxid on as the create did (DataTree.setCversionPzxid).
+function fixCreates(tree: DataTree, txn: Txn, op: TxnOp, r: OpResult & { multi?: OpResult[] }): void {
+  if (op.type === 'create' && r.err === Err.NODEEXISTS) {
+    const parent = tree.nodes.get(parentOf(op.path));
+    if (parent !== undefined && op.parentCVersion > parent.cversion) {
+      parent.cversion = op.parentCVersion;
+      parent.pzxid = txn.zxid;
+    }
+  } else if (op.type === 'multi' && r.multi !== undefined) {
+    for (let i = 0; i < op.ops.length && i < r.multi.length; i++) fixCreates(tree, txn, op.ops[i]!, r.multi[i]!);
+  }
+}
