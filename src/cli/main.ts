@@ -1,27 +1,14 @@
 #!/usr/bin/env node
-import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
 import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
 import { CorralServer } from '../server/server.js';
 import { ZK_PROTOCOL_VERSION } from '../protocol/constants.js';
+import { corralVersion } from '../version.js';
 
 const USAGE = `usage: corral start [path/to/zoo.cfg]
        corral version`;
-
-export function corralVersion(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, '../../package.json'), join(here, '../../../package.json')]) {
-    try {
-      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
-    } catch {
-      // try the next layout (running from src/ or dist/src/)
-    }
-  }
-  return '0.0.0';
-}
 
 async function start(cfgPath: string | undefined): Promise<void> {
   let config: CorralConfig;

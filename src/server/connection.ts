@@ -16,7 +16,8 @@ export interface ConnectionHost {
   onConnect(conn: Connection, frame: JuteReader): void;
   /** A request frame after the handshake (header not yet read). */
   onRequest(conn: Connection, frame: JuteReader): void;
-  onFourLetterWord(conn: Connection, word: string): void;
+  /** `rest` is what followed the word in the same read (stmk's 8-byte mask). */
+  onFourLetterWord(conn: Connection, word: string, rest: Buffer): void;
   onClose(conn: Connection): void;
   /** Marks the connection as having output for this turn. */
   markDirty(conn: Connection): void;
@@ -89,6 +90,10 @@ export class Connection implements Watcher {
     this.totalLatency = 0;
     this.latencyCount = 0;
     this.lastLatency = 0;
+    this.lastOp = 'NA';
+    this.lastCxid = -1;
+    this.lastZxid = -1;
+    this.lastResponseTime = 0;
   }
 
   constructor(
@@ -120,7 +125,7 @@ export class Connection implements Watcher {
       if (this.state === 'handshake' && pos + 4 <= buf.length) {
         const word = FLW.get(buf.readInt32BE(0));
         if (word !== undefined) {
-          this.host.onFourLetterWord(this, word);
+          this.host.onFourLetterWord(this, word, buf.subarray(pos + 4));
           return;
         }
       }

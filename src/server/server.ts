@@ -69,6 +69,8 @@ export class CorralServer implements ConnectionHost, FinalContext {
   readonly sessionConns = new Map<bigint, Connection>();
   readonly maxFrame: number;
   readonly startedAt = Date.now();
+  /** Set once the server takes part in a quorum (leader/follower/observer); 4lw report "standalone" until then. */
+  role?: string;
   private readonly txnLog: TxnLog;
   private nextSessionId: bigint;
   private net: NetServer | null = null;
@@ -88,6 +90,8 @@ export class CorralServer implements ConnectionHost, FinalContext {
     opts: ServerOptions,
   ) {
     this.log = opts.logger;
+    if (config.serverThreads !== 1)
+      throw new Error(`serverThreads=${config.serverThreads} is not supported yet: only the single-threaded pipeline (serverThreads=1) is built`);
     this.tree = opts.tree ?? new DataTree();
     this.txnLog = opts.txnLog ?? new MemoryTxnLog();
     this.maxFrame = config.juteMaxBuffer;
@@ -181,15 +185,20 @@ export class CorralServer implements ConnectionHost, FinalContext {
     this.log('WARN', msg);
   }
 
-  onFourLetterWord(conn: Connection, word: string): void {
+  onFourLetterWord(conn: Connection, word: string, rest: Buffer): void {
     const allowed = this.config.fourLetterWords;
+    // As in ZooKeeper, srvr is always enabled (zkServer.sh uses it), and isro with read-only mode.
+    const enabled =
+      allowed.includes('*') || allowed.includes(word) || word === 'srvr' || (word === 'isro' && this.config.readonlyModeEnabled);
+    // Counted before the command runs, so that it sees its own packet (packetReceived(4)).
+    this.stats.packetsReceived++;
+    conn.packetsReceived++;
     let text: string;
-    if (!allowed.includes('*') && !allowed.includes(word)) {
+    if (!enabled) {
       text = `${word} is not executed because it is not in the whitelist.\n`;
     } else {
-      text = runFourLetterWord(word, this);
+      text = runFourLetterWord(word, this, { conn, rest });
     }
-    this.stats.packetsReceived++;
     conn.socket.end(text);
     conn.state = 'closed';
     this.onClose(conn);
@@ -475,6 +484,12 @@ export class CorralServer implements ConnectionHost, FinalContext {
     for (const p of candidates.slice(0, limit)) {
       this.propose({ txn: this.prep.prepareDeleteContainer(p), conn: null, item: null });
     }
+  }
+
+  /** The port the listener is bound to (clientPort, or the one the OS chose for clientPort=0). */
+  get localPort(): number {
+    const addr = this.net?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : this.config.clientPort;
   }
 
   get outstandingRequests(): number {
