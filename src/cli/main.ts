@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-import { mkdirSync } from 'node:fs';
 import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
 import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
-import { CorralServer } from '../server/server.js';
+import { startStandalone } from '../server/boot.js';
+import { StorageError } from '../storage/errors.js';
+import { checkData } from '../storage/checkdata.js';
 import { ZK_PROTOCOL_VERSION } from '../protocol/constants.js';
 import { corralVersion } from '../version.js';
 
 const USAGE = `usage: corral start [path/to/zoo.cfg]
+       corral check-data DATADIR [DATALOGDIR]
        corral version`;
 
 async function start(cfgPath: string | undefined): Promise<void> {
@@ -28,9 +30,17 @@ async function start(cfgPath: string | undefined): Promise<void> {
     }
     throw e;
   }
-  mkdirSync(config.dataDir, { recursive: true });
-  const server = new CorralServer(config, { logger: stdoutLogger });
-  const { host, port } = await server.start();
+  let running;
+  try {
+    running = await startStandalone(config, stdoutLogger);
+  } catch (e) {
+    if (e instanceof StorageError) {
+      stdoutLogger('ERROR', `cannot start: ${e.message}`);
+      process.exit(3);
+    }
+    throw e;
+  }
+  const { host, port } = running;
   stdoutLogger(
     'INFO',
     `Corral ${corralVersion()} (ZooKeeper ${ZK_PROTOCOL_VERSION} protocol) serving clients on ${host}:${port}, ` +
@@ -41,7 +51,7 @@ async function start(cfgPath: string | undefined): Promise<void> {
     if (stopping) return;
     stopping = true;
     stdoutLogger('INFO', `received ${sig}, shutting down`);
-    server.stop().then(
+    running.stop().then(
       () => {
         stdoutLogger('INFO', 'stopped');
         process.exit(0);
@@ -61,6 +71,16 @@ async function main(argv: string[]): Promise<void> {
   switch (cmd) {
     case 'start':
       return start(rest[0]);
+    case 'check-data': {
+      if (rest[0] === undefined) {
+        process.stderr.write(USAGE + '\n');
+        process.exit(2);
+      }
+      const report = await checkData(rest[0], rest[1]);
+      for (const line of report.lines) process.stdout.write(line + '\n');
+      process.stdout.write(report.ok ? 'OK\n' : 'DAMAGED\n');
+      process.exit(report.ok ? 0 : 1);
+    }
     case 'version':
       process.stdout.write(`${ZK_PROTOCOL_VERSION}-corral-${corralVersion()}\n`);
       return;

@@ -1,7 +1,7 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { authenticate } from '../acl/auth.js';
 import type { CorralConfig } from '../config/types.js';
-import { Err, KeeperError, OpCode, Xid } from '../protocol/constants.js';
+import { Err, KeeperError, OpCode } from '../protocol/constants.js';
 import { JuteError, type JuteReader } from '../protocol/jute.js';
 import { isWriteOp, readConnectRequest, readRequestBody, type RequestBody } from '../protocol/records.js';
 import { checkPassword, initialSessionId, sessionPassword } from '../session/password.js';
@@ -42,12 +42,14 @@ interface Proposal {
   after?: (r: ApplyResult) => void;
 }
 
+// Request.isValid: check (13) is valid only inside a multi, so alone it is UNIMPLEMENTED.
 const VALID_OPS = new Set<number>([
   OpCode.create, OpCode.delete, OpCode.exists, OpCode.getData, OpCode.setData, OpCode.getACL,
-  OpCode.setACL, OpCode.getChildren, OpCode.sync, OpCode.ping, OpCode.getChildren2, OpCode.check,
+  OpCode.setACL, OpCode.getChildren, OpCode.sync, OpCode.ping, OpCode.getChildren2,
   OpCode.multi, OpCode.create2, OpCode.reconfig, OpCode.checkWatches, OpCode.removeWatches,
   OpCode.createContainer, OpCode.createTTL, OpCode.multiRead, OpCode.setWatches, OpCode.getEphemerals,
   OpCode.getAllChildrenNumber, OpCode.setWatches2, OpCode.addWatch, OpCode.whoAmI, OpCode.closeSession,
+  OpCode.deleteContainer, // valid from clients too in 3.9 (a DeleteContainerRequest)
 ]);
 
 export interface ServerOptions {
@@ -56,6 +58,8 @@ export interface ServerOptions {
   tree?: DataTree;
   /** Server id used in session ids; 1 in standalone, as ZooKeeper does. */
   serverId?: number;
+  /** Called after each applied batch with its size (snapshot scheduling). */
+  onCommitted?: (txns: number) => void;
 }
 
 export class CorralServer implements ConnectionHost, FinalContext {
@@ -72,6 +76,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
   /** Set once the server takes part in a quorum (leader/follower/observer); 4lw report "standalone" until then. */
   role?: string;
   private readonly txnLog: TxnLog;
+  private readonly onCommitted?: (txns: number) => void;
   private nextSessionId: bigint;
   private net: NetServer | null = null;
   private readonly dirty = new Set<Connection>();
@@ -99,7 +104,11 @@ export class CorralServer implements ConnectionHost, FinalContext {
     this.tracker = new SessionTracker(config.tickTime, now);
     // Sessions recovered from disk get their timeout afresh, as in ZooKeeper.
     for (const [id, timeout] of this.tree.sessions) this.tracker.add(id, timeout, now);
-    this.nextSessionId = initialSessionId(opts.serverId ?? 1, now);
+    this.onCommitted = opts.onCommitted;
+    // Never reuse a recovered session's id, even if the clock went backwards.
+    let next = initialSessionId(opts.serverId ?? 1, now);
+    for (const id of this.tree.sessions.keys()) if (id >= next && id >> 56n === next >> 56n) next = id + 1n;
+    this.nextSessionId = next;
     this.prep = new Prep(this.tree, {
       extendedTypesEnabled: config.extendedTypesEnabled,
       sessionValid: (id) => {
@@ -164,6 +173,20 @@ export class CorralServer implements ConnectionHost, FinalContext {
     if (this.sessionConns.get(conn.sessionId) === conn) this.sessionConns.delete(conn.sessionId);
     this.throttled.delete(conn);
     this.dirty.delete(conn);
+    // Requests this connection will never be answered for stop counting as outstanding
+    // now (writes still in the pipeline are released when they commit).
+    let unanswered = 0;
+    for (const item of conn.queue) if (!item.write || item.done) unanswered++;
+    if (unanswered > 0) this.release(unanswered);
+  }
+
+  /** `n` requests are no longer outstanding: resume throttled connections once below the limit. */
+  private release(n: number): void {
+    this.outstanding -= n;
+    if (this.throttled.size > 0 && this.outstanding <= this.config.globalOutstandingLimit) {
+      for (const c of this.throttled) c.resume();
+      this.throttled.clear();
+    }
   }
 
   markDirty(conn: Connection): void {
@@ -232,6 +255,10 @@ export class CorralServer implements ConnectionHost, FinalContext {
     }
     const id = req.sessionId;
     const s = this.tracker.get(id);
+    // processConnectRequest closes the session's current connection before it checks
+    // the session and the password (reopenSession): even a refused reconnect drops it.
+    const old = this.sessionConns.get(id);
+    if (old !== undefined && old !== conn) old.close();
     conn.sessionId = id;
     if (s === undefined || s.closing) {
       this.log('INFO', `client ${conn.label} tried to renew session 0x${hex(id)}, which has expired`);
@@ -243,8 +270,6 @@ export class CorralServer implements ConnectionHost, FinalContext {
       this.finishHandshake(conn, false);
       return;
     }
-    const old = this.sessionConns.get(id);
-    if (old !== undefined && old !== conn) old.close();
     this.tracker.add(id, timeout, now);
     this.finishHandshake(conn, true);
   }
@@ -278,13 +303,15 @@ export class CorralServer implements ConnectionHost, FinalContext {
     if (op === OpCode.auth) return this.onAuth(conn, xid, frame);
     if (op === OpCode.sasl) {
       // No SASL server is configured: ZooKeeper answers OK with no token.
-      conn.endReply(conn.beginReply(xid, 0, 0));
-      conn.out.int(-1);
+      const at = conn.beginReply(xid, 0, 0);
+      conn.out.int(-1); // SetSASLResponse{token: null}, inside the frame
+      conn.endReply(at);
       return;
     }
     if (!VALID_OPS.has(op)) {
       this.log('WARN', `received packet of unknown type ${op} from ${conn.label}`);
-      conn.endReply(conn.beginReply(xid, 0, Err.UNIMPLEMENTED));
+      // UnimplementedRequestProcessor answers with the request's zxid, -1 before prep.
+      conn.endReply(conn.beginReply(xid, -1, Err.UNIMPLEMENTED));
       conn.closeAfterFlush();
       return;
     }
@@ -342,13 +369,13 @@ export class CorralServer implements ConnectionHost, FinalContext {
     }
     if (ids === null) {
       this.log('WARN', `authentication failed for scheme ${scheme} from ${conn.label}`);
-      conn.endReply(conn.beginReply(Xid.auth, 0, Err.AUTHFAILED));
+      conn.endReply(conn.beginReply(xid, 0, Err.AUTHFAILED)); // the request's xid, as processPacket does
       conn.closeAfterFlush();
       return;
     }
     for (const id of ids)
       if (!conn.authIds.some((x) => x.scheme === id.scheme && x.id === id.id)) conn.authIds = [...conn.authIds, id];
-    conn.endReply(conn.beginReply(Xid.auth, 0, 0));
+    conn.endReply(conn.beginReply(xid, 0, 0));
   }
 
   /** Replies to a request whose turn has come (reads run now; writes are applied). */
@@ -428,10 +455,11 @@ export class CorralServer implements ConnectionHost, FinalContext {
       if (p.item !== null && p.conn !== null) {
         p.item.result = r;
         p.item.done = true;
-        if (p.conn.state === 'closed') this.outstanding--;
+        if (p.conn.state === 'closed') this.release(1);
         else this.drain(p.conn);
       }
     }
+    this.onCommitted?.(batch.length);
   }
 
   private sessionClosed(id: bigint): void {

@@ -26,8 +26,9 @@ export function treeDigest(tree: DataTree): string {
     int(n.data.length);
     h.update(n.data);
     const s = n.stat();
-    for (const v of [s.czxid, s.mzxid, s.ctime, s.mtime, s.version, s.cversion, s.aversion, s.dataLength, s.numChildren, s.pzxid]) int(v);
-    big(s.ephemeralOwner);
+    // The stored cversion and owner, not the client's view of them (stat()).
+    for (const v of [s.czxid, s.mzxid, s.ctime, s.mtime, s.version, n.cversion, s.aversion, s.dataLength, s.numChildren, s.pzxid]) int(v);
+    big(n.ephemeralOwner);
     int(n.acl.length);
     for (const a of n.acl) {
       int(a.perms);

@@ -28,11 +28,10 @@ export function envExists(dir: string, file: string): boolean {
 }
 
 export function openEnv(dir: string, file: string, opts: EnvOptions): RootDatabase {
-  if (!opts.readOnly) fs.mkdirSync(dir, { recursive: true });
-  return open({
-    path: path.join(dir, file),
-    maxDbs: 4,
-    readOnly: opts.readOnly ?? false,
-    overlappingSync: !opts.durable,
-  });
+  const file_ = path.join(dir, file);
+  // A reader (check-data) leaves sync options alone: lmdb shares one environment per
+  // file within a process and refuses to reopen a running server's with other flags.
+  if (opts.readOnly) return open({ path: file_, maxDbs: 4, readOnly: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return open({ path: file_, maxDbs: 4, overlappingSync: !opts.durable });
 }

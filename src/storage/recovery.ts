@@ -56,22 +56,40 @@ export async function recover(snaps: SnapshotStore, txnLog: TxnLog, opts: Recove
   return { tree, lastZxid: tree.lastZxid, snapshot, replayed: scan.txns, tornTail: scan.tornTail };
 }
 
-/** apply(), plus what ZooKeeper does for a create the fuzzy snapshot already holds. */
+/**
+ * apply(), plus repairs for what the fuzzy snapshot already held. A logged create,
+ * delete or closeSession succeeded when it was first applied (prep turns failures into
+ * error txns, and lists exactly the ephemerals a close deletes), so when replay finds
+ * its node already there or already gone, the parent's copy in the snapshot may predate
+ * it: move the parent's cversion/pzxid on as the original did. ZooKeeper does the same
+ * for creates (DataTree.setCversionPzxid); the delete side closes the same gap for pzxid.
+ */
 export function replay(tree: DataTree, txn: Txn): void {
+  const op = txn.op;
+  const missing = op.type === 'closeSession' ? op.paths.filter((p) => !tree.nodes.has(p)) : null;
   const r = apply(tree, txn);
-  fixCreates(tree, txn, txn.op, r);
+  if (missing !== null) {
+    for (const p of missing) raisePzxid(tree, p, txn.zxid);
+  } else {
+    fixOp(tree, txn, op, r);
+  }
 }
 
-// The node was in the snapshot, but its parent may have been copied before the create:
-// move the parent's cversion/pzxid on as the create did (DataTree.setCversionPzxid).
-function fixCreates(tree: DataTree, txn: Txn, op: TxnOp, r: OpResult & { multi?: OpResult[] }): void {
+function fixOp(tree: DataTree, txn: Txn, op: TxnOp, r: OpResult & { multi?: OpResult[] }): void {
   if (op.type === 'create' && r.err === Err.NODEEXISTS) {
     const parent = tree.nodes.get(parentOf(op.path));
     if (parent !== undefined && op.parentCVersion > parent.cversion) {
       parent.cversion = op.parentCVersion;
       parent.pzxid = txn.zxid;
     }
+  } else if (op.type === 'delete' && r.err === Err.NONODE) {
+    raisePzxid(tree, op.path, txn.zxid);
   } else if (op.type === 'multi' && r.multi !== undefined) {
-    for (let i = 0; i < op.ops.length && i < r.multi.length; i++) fixCreates(tree, txn, op.ops[i]!, r.multi[i]!);
+    for (let i = 0; i < op.ops.length && i < r.multi.length; i++) fixOp(tree, txn, op.ops[i]!, r.multi[i]!);
   }
+}
+
+function raisePzxid(tree: DataTree, path: string, zxid: number): void {
+  const parent = tree.nodes.get(parentOf(path));
+  if (parent !== undefined && zxid > parent.pzxid) parent.pzxid = zxid;
 }

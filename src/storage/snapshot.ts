@@ -11,10 +11,9 @@ import { performance } from 'node:perf_hooks';
 import type { Database, Key, RootDatabase } from 'lmdb';
 import type { DataTree } from '../tree/datatree.js';
 import type { Acl } from '../tree/types.js';
-import { ByteWriter } from './binary.js';
 import { crc32 } from './crc32.js';
 import { openEnv, SNAP_FILE } from './env.js';
-import { beginChunk, checkBlock, decodeMarker, encodeMarker, Entry, finishChunk, type SnapshotInfo } from './snapformat.js';
+import { checkBlock, ChunkBuilder, decodeMarker, encodeMarker, Entry, type SnapshotInfo } from './snapformat.js';
 
 export interface SnapshotOptions {
   /** Target length of one serialising slice, ms. */
@@ -37,6 +36,7 @@ export class SnapshotStore {
   private readonly markDb: Database<Buffer, number>;
   private nextId: number;
   private writing: number | null = null;
+  private current: Promise<SnapshotInfo> | null = null;
   /** Stats of the last snapshot this process wrote. */
   last: SnapshotInfo | null = null;
 
@@ -110,12 +110,14 @@ export class SnapshotStore {
     if (this.writing !== null) return null;
     const id = this.nextId++;
     this.writing = id;
+    this.current = this.write(id, tree, opts.sliceMs ?? DEFAULT_SLICE_MS, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES);
     try {
-      const info = await this.write(id, tree, opts.sliceMs ?? DEFAULT_SLICE_MS, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+      const info = await this.current;
       this.last = info;
       return info;
     } finally {
       this.writing = null;
+      this.current = null;
     }
   }
 
@@ -123,7 +125,6 @@ export class SnapshotStore {
     const startedAt = Date.now();
     const t00 = performance.now();
     const zxid = tree.lastZxid;
-    const w = new ByteWriter(chunkBytes + (64 << 10));
     const aclIds = new Map<readonly Acl[], number>();
     const sessions = tree.sessions.entries();
     const nodes = tree.nodes.entries();
@@ -139,8 +140,8 @@ export class SnapshotStore {
     let slices = 0;
     for (;;) {
       const t0 = performance.now();
-      beginChunk(w, id, chunkNo);
-      let entries = 0;
+      const chunk = new ChunkBuilder(id, chunkNo, chunkBytes + (64 << 10));
+      const w = chunk.w;
       let more = true;
       for (;;) {
         if (!sessionsDone) {
@@ -167,7 +168,7 @@ export class SnapshotStore {
             w.u8(Entry.ACL_DEF);
             w.u32(aclId);
             w.acl(node.acl);
-            entries++;
+            chunk.entries++;
           }
           w.u8(Entry.NODE);
           w.str(path);
@@ -184,14 +185,16 @@ export class SnapshotStore {
           w.num(node.pzxid);
           nodeEntries++;
         }
-        entries++;
-        if ((entries & 63) === 0 && (w.pos >= chunkBytes || performance.now() - t0 >= sliceMs)) break;
+        if ((++chunk.entries & 63) === 0) {
+          chunk.fold();
+          if (w.pos >= chunkBytes || performance.now() - t0 >= sliceMs) break;
+        }
       }
-      const chunk = finishChunk(w, entries);
-      crcBuf.writeUInt32BE(chunk.readUInt32BE(1));
+      const buf = chunk.finish();
+      crcBuf.writeUInt32BE(buf.readUInt32BE(1));
       chunksCrc = crc32(crcBuf, 0, 4, chunksCrc);
-      bytes += chunk.length;
-      puts.push(this.chunkDb.put([id, chunkNo], chunk));
+      bytes += buf.length;
+      puts.push(this.chunkDb.put([id, chunkNo], buf));
       chunkNo++;
       slices++;
       const dt = performance.now() - t0;
@@ -199,11 +202,13 @@ export class SnapshotStore {
       if (!more) break;
       await yieldToLoop();
     }
+    const endZxid = tree.lastZxid;
     // Durable env: each resolved put is on disk, so the marker can only follow them.
     await Promise.all(puts);
     const info: SnapshotInfo = {
       id,
       zxid,
+      endZxid,
       chunks: chunkNo,
       nodeEntries,
       sessions: sessionCount,
@@ -245,6 +250,7 @@ export class SnapshotStore {
   }
 
   async close(): Promise<void> {
+    await this.current?.catch(() => undefined);
     await this.env.close();
   }
 }

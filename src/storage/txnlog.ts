@@ -52,6 +52,7 @@ export class TxnLog {
   private committing = false;
   private scheduled = false;
   private failed: Error | null = null;
+  private closed = false;
   private idleWaiters: (() => void)[] = [];
   /** zxid of the last txn committed. */
   private last: number;
@@ -103,16 +104,17 @@ export class TxnLog {
    * committed LMDB transaction: on disk with forceSync, visible only without.
    */
   append(txns: Txn[]): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageError(`txn log ${this.dir} is closed`));
     if (this.failed !== null) return Promise.reject(this.failedError());
     if (txns.length === 0) return Promise.resolve();
     const zxids: number[] = [];
     const records: Buffer[] = [];
     let prev = this.lastAccepted;
     for (const t of txns) {
-      if (prev !== 0 && !follows(prev, t.zxid)) {
+      // The rule recovery checks: a log append() accepts is a log recovery accepts.
+      if (!follows(prev, t.zxid)) {
         return Promise.reject(new StorageError(`txn log ${this.dir}: zxid ${zxidHex(t.zxid)} does not follow ${zxidHex(prev)}`));
       }
-      if (prev === 0 && t.zxid <= 0) return Promise.reject(new StorageError(`txn log ${this.dir}: bad zxid ${t.zxid}`));
       zxids.push(t.zxid);
       records.push(encodeTxn(t));
       prev = t.zxid;
@@ -151,11 +153,16 @@ export class TxnLog {
     const batch = this.queue.splice(0, take);
     const first = batch[0]!.zxids[0]!;
     this.committing = true;
-    const done = this.db.batch(() => {
-      for (const p of batch) {
-        for (let i = 0; i < p.records.length; i++) this.db.put(p.zxids[i]!, sealRecord(p.records[i]!, first, n));
-      }
-    });
+    let done: Promise<boolean>;
+    try {
+      done = this.db.batch(() => {
+        for (const p of batch) {
+          for (let i = 0; i < p.records.length; i++) this.db.put(p.zxids[i]!, sealRecord(p.records[i]!, first, n));
+        }
+      });
+    } catch (e) {
+      done = Promise.reject(e);
+    }
     done.then(
       () => {
         const lastP = batch[batch.length - 1]!;
@@ -283,6 +290,8 @@ export class TxnLog {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.idle();
     await this.env.close();
   }

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { parseZooCfg } from '../../src/config/zoocfg.js';
 import type { CorralConfig } from '../../src/config/types.js';
 import { silentLogger, type Logger } from '../../src/server/log.js';
-import { CorralServer } from '../../src/server/server.js';
+import { startStandalone } from '../../src/server/boot.js';
+import type { CorralServer } from '../../src/server/server.js';
 
 export interface TestServer {
   server: CorralServer;
@@ -20,14 +21,15 @@ export interface TestServer {
  * An in-process Corral server on a free loopback port. `cfg` is extra zoo.cfg text
  * (e.g. "tickTime=200\n4lw.commands.whitelist=*").
  */
-export async function startServer(cfg = '', opts: { logger?: Logger } = {}): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-test-'));
+export async function startServer(cfg = '', opts: { logger?: Logger; dataDir?: string } = {}): Promise<TestServer> {
+  const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'corral-test-'));
   const text = `tickTime=2000\ndataDir=${dir}\nclientPort=0\nclientPortAddress=127.0.0.1\n${cfg}\n`;
   const { config } = parseZooCfg(text, 'test.cfg');
   const logs: string[] = [];
   const logger: Logger = opts.logger ?? ((level, msg) => logs.push(`[${level}] ${msg}`));
-  const server = new CorralServer(config, { logger: logger ?? silentLogger });
-  const { port } = await server.start();
+  // The real storage (LMDB in a temp dir), as `corral start` runs it.
+  const running = await startStandalone(config, logger ?? silentLogger);
+  const { server, port } = running;
   return {
     server,
     port,
@@ -35,8 +37,8 @@ export async function startServer(cfg = '', opts: { logger?: Logger } = {}): Pro
     config,
     logs,
     async stop() {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await running.stop();
+      if (opts.dataDir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,95 @@
+import { mkdirSync } from 'node:fs';
+import type { CorralConfig } from '../config/types.js';
+import { Storage } from '../storage/storage.js';
+import type { Logger } from './log.js';
+import { CorralServer } from './server.js';
+
+// Wires a standalone server to its storage: recover the tree, serve, snapshot every
+// snapCount txns (randomised as ZooKeeper does, so an ensemble's members don't all
+// snapshot at once), purge old snapshots and log on the autopurge schedule.
+
+export interface Running {
+  server: CorralServer;
+  storage: Storage;
+  host: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startStandalone(config: CorralConfig, logger: Logger): Promise<Running> {
+  mkdirSync(config.dataDir, { recursive: true });
+  if (config.dataLogDir !== undefined) mkdirSync(config.dataLogDir, { recursive: true });
+  if (!config.forceSync)
+    logger('WARN', 'forceSync=no: writes are acknowledged before they are durable; a crash can lose acknowledged writes');
+  const storage = await Storage.open({
+    dataDir: config.dataDir,
+    dataLogDir: config.dataLogDir,
+    forceSync: config.forceSync,
+    log: (line) => logger('INFO', line),
+  });
+  const t0 = performance.now();
+  let recovered;
+  try {
+    recovered = await storage.recover();
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+  logger(
+    'INFO',
+    `recovered zxid 0x${recovered.lastZxid.toString(16)}: ${recovered.tree.nodeCount} znodes, ` +
+      `${recovered.tree.sessions.size} sessions, ${recovered.replayed} txns replayed in ${(performance.now() - t0).toFixed(0)} ms`,
+  );
+
+  let sinceSnapshot = 0;
+  let snapAt = nextSnapPoint(config.snapCount);
+  let snapshotting = false;
+  const server = new CorralServer(config, {
+    logger,
+    txnLog: storage,
+    tree: recovered.tree,
+    onCommitted: (n) => {
+      sinceSnapshot += n;
+      if (sinceSnapshot < snapAt || snapshotting) return;
+      sinceSnapshot = 0;
+      snapAt = nextSnapPoint(config.snapCount);
+      snapshotting = true;
+      storage.snapshot(server.tree).then(
+        () => (snapshotting = false),
+        (e: Error) => {
+          snapshotting = false;
+          logger('ERROR', `snapshot failed: ${e.message}`);
+        },
+      );
+    },
+  });
+  const { host, port } = await server.start();
+
+  let purgeTimer: NodeJS.Timeout | undefined;
+  if (config.autopurgePurgeInterval > 0) {
+    const purge = () =>
+      storage.purge(config.autopurgeSnapRetainCount).then(
+        (r) => logger('INFO', `autopurge: removed ${r.snapshotsRemoved} snapshots, ${r.txnsRemoved} txns`),
+        (e: Error) => logger('ERROR', `autopurge failed: ${e.message}`),
+      );
+    purgeTimer = setInterval(purge, config.autopurgePurgeInterval * 3600_000);
+    purgeTimer.unref();
+  }
+
+  return {
+    server,
+    storage,
+    host,
+    port,
+    async stop() {
+      if (purgeTimer) clearInterval(purgeTimer);
+      await server.stop(); // closes the storage once its last batch is durable
+    },
+  };
+}
+
+/** ZooKeeper snapshots at a random point in [snapCount/2 + 1, snapCount]. */
+function nextSnapPoint(snapCount: number): number {
+  const half = Math.floor(snapCount / 2);
+  return half + 1 + Math.floor(Math.random() * Math.max(1, snapCount - half));
+}
