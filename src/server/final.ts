@@ -112,6 +112,8 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
       case OpCode.checkWatches:
       case OpCode.removeWatches: {
         const b = body as { path: string; type: number };
+        // WatcherType.fromInt throws on anything else: a marshalling error in ZooKeeper.
+        if (b.type < 1 || b.type > 5) throw new KeeperError(Err.MARSHALLINGERROR);
         if (!ctx.watches.removeOrCheck(b.path, b.type, conn, op === OpCode.removeWatches))
           throw new KeeperError(Err.NOWATCHER);
         at = conn.beginReply(xid, zxid, 0);
@@ -121,13 +123,16 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
       case OpCode.setWatches2: {
         const b = body as Extract<RequestBody, { relativeZxid: number }>;
         setWatches(ctx, conn, b);
-        at = conn.beginReply(Xid.setWatches, zxid, 0);
+        // The reply echoes the request's xid, as every reply does: Java clients send -8,
+        // others (node-zookeeper-client) an ordinary xid and match the reply on it.
+        at = conn.beginReply(xid, zxid, 0);
         break;
       }
       case OpCode.whoAmI: {
         at = conn.beginReply(xid, zxid, 0);
         w.int(conn.authIds.length);
-        for (const id of conn.authIds) w.ustring(id.scheme).ustring(id.id);
+        // AuthUtil.getClientInfos: the provider's user name (digest: the part before ':').
+        for (const id of conn.authIds) w.ustring(id.scheme).ustring(id.scheme === 'digest' ? id.id.split(':')[0] : id.id);
         break;
       }
       case OpCode.multiRead: {
@@ -135,15 +140,14 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
         at = conn.beginReply(xid, zxid, 0);
         for (const sub of b.ops) {
           try {
+            // Op.getData/getChildren drop the watch flag: multiRead never sets watches.
             const sb = sub as Body<'watch'>;
             const n = nodeFor(ctx, sb.path, conn, Perms.READ);
             if (sub.op === OpCode.getChildren) {
-              if (sb.watch) ctx.watches.addChild(sb.path, conn);
               w.int(OpCode.getChildren).bool(false).int(0);
               w.int(n.numChildren);
               if (n.children !== null) for (const c of n.children) w.ustring(c);
             } else {
-              if (sb.watch) ctx.watches.addData(sb.path, conn);
               w.int(OpCode.getData).bool(false).int(0);
               w.buffer(n.data);
               writeStat(w, n.stat());

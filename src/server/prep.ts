@@ -157,19 +157,26 @@ export class Prep {
     const zxid = ++this.zxid;
     let op: TxnOp;
     try {
-      const parentPath = this.parentForDelete(path);
-      const node = this.record(path);
-      if (node.childCount > 0) throw new KeeperError(Err.NOTEMPTY, path);
-      const owner = node.stat!.ephemeralOwner;
-      if (owner !== CONTAINER_OWNER && (BigInt.asUintN(64, owner) & TTL_MASK) !== TTL_MASK)
-        throw new KeeperError(Err.BADVERSION, path);
-      this.recordDelete(parentPath, path, zxid);
-      op = { type: 'delete', op: OpCode.deleteContainer, path };
+      op = this.deleteContainer(path, zxid);
     } catch (e) {
       if (!(e instanceof KeeperError)) throw e;
       op = { type: 'error', err: e.code };
     }
     return { zxid, time: this.opts.now(), sessionId: 0n, cxid: 0, op };
+  }
+
+  /**
+   * deleteContainer, from the reaper or (a valid opcode in 3.9) a client: no session or
+   * ACL check, and only a session's ephemeral is refused (EphemeralType NORMAL), so an
+   * empty container, TTL or plain znode goes.
+   */
+  private deleteContainer(path: string, zxid: number): TxnOp {
+    const parentPath = this.parentForDelete(path);
+    const node = this.record(path);
+    if (node.childCount > 0) throw new KeeperError(Err.NOTEMPTY, path);
+    if (isSessionOwner(node.stat!.ephemeralOwner)) throw new KeeperError(Err.BADVERSION, path);
+    this.recordDelete(parentPath, path, zxid);
+    return { type: 'delete', op: OpCode.deleteContainer, path };
   }
 
   private multi(req: PrepRequest, zxid: number): TxnOp {
@@ -259,6 +266,8 @@ export class Prep {
         this.checkPerm(node.acl, Perms.READ, req.authIds);
         return { type: 'check', path: b.path, version: checkVersion(node.stat!.version, b.version, b.path) };
       }
+      case OpCode.deleteContainer:
+        return this.deleteContainer((body as { path: string }).path, zxid);
       default:
         void time;
         throw new KeeperError(Err.MARSHALLINGERROR);
@@ -291,7 +300,10 @@ export class Prep {
     if (flags < CreateFlag.PERSISTENT || flags > CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL)
       throw new KeeperError(Err.BADARGUMENTS, b.path);
     const isTtl = flags === CreateFlag.PERSISTENT_WITH_TTL || flags === CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL;
-    const isContainer = flags === CreateFlag.CONTAINER;
+    // The opcode, not the flag, makes a container: ZooKeeper applies a plain create's
+    // CreateTxn as a persistent znode even with the CONTAINER flag, and a
+    // CreateContainerTxn as a container whatever the flags.
+    const isContainer = op === OpCode.createContainer;
     const isSequential = flags === 2 || flags === 3 || flags === CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL;
     const isEphemeral = flags === 1 || flags === 3;
     // validateCreateRequest
@@ -311,7 +323,7 @@ export class Prep {
     validate(path);
     if (this.exists(path)) throw new KeeperError(Err.NODEEXISTS, path);
     if (isSessionOwner(parent.stat!.ephemeralOwner)) throw new KeeperError(Err.NOCHILDRENFOREPHEMERALS, path);
-    const newCversion = parentCVersion + 1;
+    const newCversion = (parentCVersion + 1) | 0; // a Java int: wraps past 2^31-1
     const ephemeralOwner = isContainer
       ? CONTAINER_OWNER
       : isTtl

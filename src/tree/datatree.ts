@@ -50,6 +50,11 @@ export class DataTree {
     this.addSystemNode('/zookeeper');
     this.addSystemNode('/zookeeper/quota');
     this.addSystemNode('/zookeeper/config');
+    // DataTree.addConfigNode: world READ only (ZOOKEEPER-2014), set with setACL(..., -1),
+    // which leaves aversion at -1.
+    const config = this.nodes.get('/zookeeper/config')!;
+    config.acl = this.internAcl([{ perms: 1, scheme: 'world', id: 'anyone' }]);
+    config.aversion = -1;
   }
 
   private addSystemNode(path: string): void {

@@ -28,6 +28,14 @@ export interface Stat {
   pzxid: number;
 }
 
+/** DataNode.getClientEphemeralOwner: only a session's ephemeral shows its owner. */
+function clientEphemeralOwner(owner: bigint): bigint {
+  if (owner === -0x8000000000000000n) return 0n; // container
+  const u = BigInt.asUintN(64, owner);
+  if (u >> 56n === 0xffn && ((u >> 40n) & 0xffffn) === 0n) return 0n; // TTL
+  return owner;
+}
+
 export class ZNode {
   children: Set<string> | null = null; // allocated on first child: most znodes are leaves
   constructor(
@@ -48,6 +56,11 @@ export class ZNode {
     return this.children === null ? 0 : this.children.size;
   }
 
+  /**
+   * The Stat a client sees (DataNode.copyStat). The tree's cversion counts child creates
+   * only (sequential names come from it); clients see creates plus deletes, which is
+   * 2 * creates - children. A container's or TTL node's ephemeralOwner reads 0.
+   */
   stat(): Stat {
     return {
       czxid: this.czxid,
@@ -55,9 +68,9 @@ export class ZNode {
       ctime: this.ctime,
       mtime: this.mtime,
       version: this.version,
-      cversion: this.cversion,
+      cversion: (this.cversion * 2 - this.numChildren) | 0,
       aversion: this.aversion,
-      ephemeralOwner: this.ephemeralOwner,
+      ephemeralOwner: clientEphemeralOwner(this.ephemeralOwner),
       dataLength: this.data.length,
       numChildren: this.numChildren,
       pzxid: this.pzxid,
