@@ -23,4 +23,16 @@ describe('raw protocol smoke', () => {
     expect((await c.delete('/a')).err).toBe(0);
     c.close();
   });
+
+  it('keeps null data apart from empty data, as ZooKeeper does', async () => {
+    const c = await RawClient.connect('127.0.0.1', ts.port);
+    expect((await c.create('/null', Buffer.from('x'))).err).toBe(0);
+    const set = await c.request(5, (w) => w.ustring('/null').buffer(null).int(-1)); // setData, null data
+    expect(set.err).toBe(0);
+    const g = await c.getData('/null');
+    expect(g.body.buffer()).toBeNull();
+    expect((await c.setData('/null', Buffer.alloc(0))).err).toBe(0);
+    expect((await c.getData('/null')).body.buffer()).toEqual(Buffer.alloc(0));
+    c.close();
+  });
 });

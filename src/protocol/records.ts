@@ -78,11 +78,11 @@ export function writeAclList(w: JuteWriter, acl: readonly Acl[]): void {
 
 /** Bodies of the requests that reach the request pipeline, by opcode. */
 export type RequestBody =
-  | { op: typeof OpCode.create | typeof OpCode.create2 | typeof OpCode.createContainer; path: string; data: Buffer; acl: Acl[] | null; flags: number; ttl: number }
-  | { op: typeof OpCode.createTTL; path: string; data: Buffer; acl: Acl[] | null; flags: number; ttl: number }
+  | { op: typeof OpCode.create | typeof OpCode.create2 | typeof OpCode.createContainer; path: string; data: Buffer | null; acl: Acl[] | null; flags: number; ttl: number }
+  | { op: typeof OpCode.createTTL; path: string; data: Buffer | null; acl: Acl[] | null; flags: number; ttl: number }
   | { op: typeof OpCode.delete; path: string; version: number }
   | { op: typeof OpCode.exists | typeof OpCode.getData | typeof OpCode.getChildren | typeof OpCode.getChildren2; path: string; watch: boolean }
-  | { op: typeof OpCode.setData; path: string; data: Buffer; version: number }
+  | { op: typeof OpCode.setData; path: string; data: Buffer | null; version: number }
   | { op: typeof OpCode.getACL | typeof OpCode.sync | typeof OpCode.getAllChildrenNumber; path: string }
   | { op: typeof OpCode.setACL; path: string; acl: Acl[] | null; version: number }
   | { op: typeof OpCode.check; path: string; version: number }
@@ -96,6 +96,25 @@ export type RequestBody =
   | { op: typeof OpCode.sasl; token: Buffer | null }
   | { op: typeof OpCode.deleteContainer; path: string };
 
+const MULTI_SUB_OPS = new Set<number>([
+  OpCode.create, OpCode.create2, OpCode.createContainer, OpCode.createTTL, OpCode.delete,
+  OpCode.setData, OpCode.check, OpCode.getChildren, OpCode.getData,
+]);
+
+/**
+ * Inside multi the flags choose the create op (Op.create -> Create.getOpcode): TTL flags
+ * make a createTTL (with ttl -1 unless the request was one), CONTAINER a createContainer,
+ * and a createTTL without TTL flags is a plain create that ignores its ttl.
+ */
+function multiCreateOp(sub: RequestBody): RequestBody {
+  if (sub.op !== OpCode.create && sub.op !== OpCode.create2 && sub.op !== OpCode.createContainer && sub.op !== OpCode.createTTL)
+    return sub;
+  if (sub.flags === 5 || sub.flags === 6) return { ...sub, op: OpCode.createTTL };
+  if (sub.flags === 4) return { ...sub, op: OpCode.createContainer, ttl: -1 };
+  if (sub.op === OpCode.createTTL) return { ...sub, op: OpCode.create, ttl: -1 };
+  return sub;
+}
+
 function str(r: JuteReader): string {
   return r.string();
 }
@@ -107,14 +126,14 @@ export function readRequestBody(op: number, r: JuteReader): RequestBody {
     case OpCode.create2:
     case OpCode.createContainer: {
       const path = str(r);
-      const data = r.buffer() ?? Buffer.alloc(0);
+      const data = r.buffer();
       const acl = readAclList(r);
       const flags = r.int();
       return { op, path, data, acl, flags, ttl: -1 };
     }
     case OpCode.createTTL: {
       const path = str(r);
-      const data = r.buffer() ?? Buffer.alloc(0);
+      const data = r.buffer();
       const acl = readAclList(r);
       const flags = r.int();
       const ttl = r.longNum();
@@ -129,7 +148,7 @@ export function readRequestBody(op: number, r: JuteReader): RequestBody {
       return { op, path: str(r), watch: r.bool() };
     case OpCode.setData: {
       const path = str(r);
-      const data = r.buffer() ?? Buffer.alloc(0);
+      const data = r.buffer();
       return { op, path, data, version: r.int() };
     }
     case OpCode.getACL:
@@ -153,7 +172,14 @@ export function readRequestBody(op: number, r: JuteReader): RequestBody {
         const done = r.bool();
         r.int(); // err, always -1 in requests
         if (done) break;
-        ops.push(readRequestBody(type, r));
+        // MultiOperationRecord.deserialize: only these op types, and a create's flags must
+        // name a CreateMode; anything else fails the whole record ("Invalid type of op").
+        if (!MULTI_SUB_OPS.has(type)) throw new JuteError(`invalid op type ${type} in multi`);
+        const sub = readRequestBody(type, r);
+        if ((type === OpCode.create || type === OpCode.create2 || type === OpCode.createContainer) &&
+          ((sub as { flags: number }).flags < 0 || (sub as { flags: number }).flags > 6))
+          throw new JuteError(`invalid flag ${(sub as { flags: number }).flags} for create mode`);
+        ops.push(multiCreateOp(sub));
       }
       return { op, ops };
     }

@@ -20,7 +20,7 @@ import type { Acl, Id, Txn, TxnOp } from '../tree/types.js';
 // zxid, and decides everything apply() must not: sequential names, new versions, the
 // ephemeral owner, which ephemerals a closing session loses.
 
-type CreateBody = { path: string; data: Buffer; acl: Acl[] | null; flags: number; ttl: number };
+type CreateBody = { path: string; data: Buffer | null; acl: Acl[] | null; flags: number; ttl: number };
 
 interface ChangeRecord {
   zxid: number;
@@ -239,7 +239,7 @@ export class Prep {
       }
       case OpCode.setData: {
         this.checkSession(req.sessionId);
-        const b = body as { path: string; data: Buffer; version: number };
+        const b = body as { path: string; data: Buffer | null; version: number };
         validate(b.path);
         const node = this.record(b.path);
         this.checkPerm(node.acl, Perms.WRITE, req.authIds);

@@ -8,6 +8,9 @@ import { FormatError } from './errors.js';
 
 const TWO32 = 4294967296;
 
+/** Length marking a null byte string (a znode created without data). */
+const NULL_LEN = 0xffffffff;
+
 export class ByteWriter {
   buf: Buffer;
   pos = 0;
@@ -60,6 +63,12 @@ export class ByteWriter {
     this.ensure(8);
     this.buf.writeBigInt64BE(v, this.pos);
     this.pos += 8;
+  }
+
+  /** Like bytes(), with null (jute's -1 buffer) kept apart from empty. */
+  bytesOrNull(b: Uint8Array | null): void {
+    if (b === null) this.u32(NULL_LEN);
+    else this.bytes(b);
   }
 
   bytes(b: Uint8Array): void {
@@ -140,6 +149,14 @@ export class ByteReader {
     const v = this.buf.readBigInt64BE(this.pos);
     this.pos += 8;
     return v;
+  }
+
+  bytesOrNull(): Buffer | null {
+    if (this.buf.readUInt32BE(this.pos) === NULL_LEN) {
+      this.pos += 4;
+      return null;
+    }
+    return this.bytes();
   }
 
   /** A copy, not a view: the source may be an LMDB-owned or reused buffer. */

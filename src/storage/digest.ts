@@ -23,8 +23,8 @@ export function treeDigest(tree: DataTree): string {
   for (const path of [...tree.nodes.keys()].sort()) {
     const n = tree.nodes.get(path)!;
     str(path);
-    int(n.data.length);
-    h.update(n.data);
+    int(n.data === null ? -1 : n.data.length);
+    if (n.data !== null) h.update(n.data);
     const s = n.stat();
     // The stored cversion and owner, not the client's view of them (stat()).
     for (const v of [s.czxid, s.mzxid, s.ctime, s.mtime, s.version, n.cversion, s.aversion, s.dataLength, s.numChildren, s.pzxid]) int(v);

@@ -51,7 +51,7 @@ export function loadSnapshot(store: SnapshotStore, info: SnapshotInfo): DataTree
         const kind = r.u8();
         if (kind === Entry.NODE) {
           const path = r.str();
-          const data = r.bytes();
+          const data = r.bytesOrNull();
           const aclId = r.u32();
           const acl = acls.get(aclId);
           if (acl === undefined) throw new FormatError(`node ${path} uses undefined ACL ${aclId}`);
@@ -91,7 +91,7 @@ export function loadSnapshot(store: SnapshotStore, info: SnapshotInfo): DataTree
 
   let dataSize = 0;
   for (const [path, node] of tree.nodes) {
-    dataSize += node.data.length + (builtin.has(path) ? 0 : path.length);
+    dataSize += (node.data?.length ?? 0) + (builtin.has(path) ? 0 : path.length);
     if (path !== '/') {
       const parent = tree.nodes.get(parentOf(path));
       if (parent === undefined) throw bad(`node ${path} has no parent`);

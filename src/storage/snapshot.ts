@@ -172,7 +172,7 @@ export class SnapshotStore {
           }
           w.u8(Entry.NODE);
           w.str(path);
-          w.bytes(node.data);
+          w.bytesOrNull(node.data);
           w.u32(aclId);
           w.num(node.czxid);
           w.num(node.mzxid);

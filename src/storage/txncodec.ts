@@ -120,7 +120,7 @@ function writeOp(w: ByteWriter, op: TxnOp, depth: number): void {
       w.u8(Tag.create);
       w.i32(op.op);
       w.str(op.path);
-      w.bytes(op.data);
+      w.bytesOrNull(op.data);
       w.acl(op.acl);
       w.i64(op.ephemeralOwner);
       w.i32(op.parentCVersion);
@@ -133,7 +133,7 @@ function writeOp(w: ByteWriter, op: TxnOp, depth: number): void {
     case 'setData':
       w.u8(Tag.setData);
       w.str(op.path);
-      w.bytes(op.data);
+      w.bytesOrNull(op.data);
       w.i32(op.version);
       return;
     case 'setACL':
@@ -175,7 +175,7 @@ function readOp(r: ByteReader, depth: number): TxnOp {
     case Tag.create: {
       const op = r.i32();
       const path = r.str();
-      const data = r.bytes();
+      const data = r.bytesOrNull();
       const acl = r.acl();
       const ephemeralOwner = r.i64();
       const parentCVersion = r.i32();
@@ -187,7 +187,7 @@ function readOp(r: ByteReader, depth: number): TxnOp {
     }
     case Tag.setData: {
       const path = r.str();
-      const data = r.bytes();
+      const data = r.bytesOrNull();
       return { type: 'setData', path, data, version: r.i32() };
     }
     case Tag.setACL: {

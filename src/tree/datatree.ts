@@ -128,7 +128,7 @@ function applyOp(tree: DataTree, txn: Txn, op: TxnOp, events: WatchEvent[]): OpR
     case 'setData': {
       const node = tree.nodes.get(op.path);
       if (node === undefined) return { type: 'setData', op: OpCode.setData, err: Err.NONODE, path: op.path };
-      tree.dataSize += op.data.length - node.data.length;
+      tree.dataSize += (op.data?.length ?? 0) - (node.data?.length ?? 0);
       node.data = op.data;
       node.version = op.version;
       node.mzxid = txn.zxid;
@@ -195,7 +195,7 @@ function createNode(
   }
   (parent.children ??= new Set()).add(baseName(op.path));
   tree.nodes.set(op.path, node);
-  tree.dataSize += op.path.length + op.data.length;
+  tree.dataSize += op.path.length + (op.data?.length ?? 0);
   const owner = op.ephemeralOwner;
   if (owner === CONTAINER_OWNER) tree.containers.add(op.path);
   else if (isTtlOwner(owner)) tree.ttls.add(op.path);
@@ -218,7 +218,7 @@ function deleteNode(tree: DataTree, path: string, zxid: number, events: WatchEve
   // ZooKeeper moves the parent's pzxid on a delete but not its cversion.
   if (zxid > parent.pzxid) parent.pzxid = zxid;
   tree.nodes.delete(path);
-  tree.dataSize -= path.length + node.data.length;
+  tree.dataSize -= path.length + (node.data?.length ?? 0);
   const owner = node.ephemeralOwner;
   if (owner === CONTAINER_OWNER) tree.containers.delete(path);
   else if (isTtlOwner(owner)) tree.ttls.delete(path);

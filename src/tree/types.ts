@@ -39,7 +39,8 @@ function clientEphemeralOwner(owner: bigint): bigint {
 export class ZNode {
   children: Set<string> | null = null; // allocated on first child: most znodes are leaves
   constructor(
-    public data: Buffer,
+    /** null when created without data: ZooKeeper keeps that apart from empty. */
+    public data: Buffer | null,
     public acl: readonly Acl[],
     public czxid: number,
     public mzxid: number,
@@ -71,7 +72,7 @@ export class ZNode {
       cversion: (this.cversion * 2 - this.numChildren) | 0,
       aversion: this.aversion,
       ephemeralOwner: clientEphemeralOwner(this.ephemeralOwner),
-      dataLength: this.data.length,
+      dataLength: this.data === null ? 0 : this.data.length,
       numChildren: this.numChildren,
       pzxid: this.pzxid,
     };
@@ -85,13 +86,13 @@ export type TxnOp =
       /** The opcode the client used (create, create2, createContainer, createTTL): replies differ. */
       op: number;
       path: string;
-      data: Buffer;
+      data: Buffer | null;
       acl: Acl[];
       ephemeralOwner: bigint;
       parentCVersion: number;
     }
   | { type: 'delete'; op: number; path: string }
-  | { type: 'setData'; path: string; data: Buffer; version: number }
+  | { type: 'setData'; path: string; data: Buffer | null; version: number }
   | { type: 'setACL'; path: string; acl: Acl[]; version: number }
   | { type: 'check'; path: string; version: number }
   | { type: 'error'; err: number }
