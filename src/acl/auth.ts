@@ -59,33 +59,28 @@ interface Cidr {
   bits: number;
 }
 
+/** Java's Integer.parseInt: an optional sign, decimal digits, within an int; else null. */
+function javaParseInt(s: string): number | null {
+  if (!/^[+-]?[0-9]+$/.test(s)) return null;
+  const v = Number(s);
+  return v >= -2147483648 && v <= 2147483647 ? v : null;
+}
+
+/**
+ * IPAuthenticationProvider.addr2Bytes: IPv4 only ("TODO Write the v6addr2Bytes" in
+ * ZooKeeper 3.9), four dot-separated parts each parsed by Integer.parseInt into 0..255,
+ * so "127.000.0.01" is valid and "::1" is not (an IPv6 client matches no ip ACL).
+ */
 function addrBytes(addr: string): Uint8Array | null {
-  const kind = isIP(addr);
-  if (kind === 4) {
-    const parts = addr.split('.').map(Number);
-    return Uint8Array.from(parts);
+  const parts = addr.split('.');
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const v = javaParseInt(parts[i]);
+    if (v === null || v < 0 || v > 255) return null;
+    out[i] = v;
   }
-  if (kind === 6) {
-    // Expand :: and embedded IPv4 into 16 bytes.
-    let s = addr;
-    const v4 = s.match(/(\d+\.\d+\.\d+\.\d+)$/);
-    if (v4) {
-      const b = v4[1].split('.').map(Number);
-      s = s.slice(0, -v4[1].length) + ((b[0] << 8) | b[1]).toString(16) + ':' + ((b[2] << 8) | b[3]).toString(16);
-    }
-    const [head, tail] = s.split('::');
-    const h = head ? head.split(':') : [];
-    const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-    const groups = tail !== undefined ? [...h, ...new Array(8 - h.length - t.length).fill('0'), ...t] : h;
-    const out = new Uint8Array(16);
-    groups.forEach((g, i) => {
-      const v = parseInt(g, 16);
-      out[i * 2] = v >> 8;
-      out[i * 2 + 1] = v & 0xff;
-    });
-    return out;
-  }
-  return null;
+  return out;
 }
 
 function parseCidr(expr: string): Cidr | null {
@@ -95,10 +90,9 @@ function parseCidr(expr: string): Cidr | null {
   if (bytes === null) return null;
   let bits = bytes.length * 8;
   if (slash !== -1) {
-    const b = expr.substring(slash + 1);
-    if (!/^\d+$/.test(b)) return null;
-    bits = Number(b);
-    if (bits > bytes.length * 8) return null;
+    const b = javaParseInt(expr.substring(slash + 1));
+    if (b === null || b < 0 || b > bytes.length * 8) return null;
+    bits = b;
   }
   return { bytes, bits };
 }

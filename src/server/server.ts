@@ -319,8 +319,12 @@ export class CorralServer implements ConnectionHost, FinalContext {
     let err = 0;
     try {
       body = readRequestBody(op, frame);
-      if (op === OpCode.multiRead && (body as { ops: RequestBody[] }).ops.some((o) => o.op !== OpCode.getData && o.op !== OpCode.getChildren))
+      if (op === OpCode.multiRead && (body as { ops: RequestBody[] }).ops.some((o) => o.op !== OpCode.getData && o.op !== OpCode.getChildren)) {
         err = Err.MARSHALLINGERROR;
+        // Reads mixed with writes fail to deserialize: header only. Writes alone fail in
+        // FinalRequestProcessor after it made an empty MultiResponse, which goes out too.
+        if ((body as { ops: RequestBody[] }).ops.some((o) => o.op === OpCode.getData || o.op === OpCode.getChildren)) body = null;
+      }
     } catch (e) {
       if (!(e instanceof JuteError)) throw e;
       err = Err.MARSHALLINGERROR;
@@ -382,7 +386,9 @@ export class CorralServer implements ConnectionHost, FinalContext {
   private answer(conn: Connection, item: QueuedRequest): void {
     this.outstanding--;
     if (typeof item.result === 'number') {
-      conn.endReply(conn.beginReply(item.xid, this.tree.lastZxid, item.result));
+      const at = conn.beginReply(item.xid, this.tree.lastZxid, item.result);
+      if (item.op === OpCode.multiRead && item.body !== null) conn.out.int(-1).bool(true).int(-1); // empty MultiResponse
+      conn.endReply(at);
     } else if (item.write) {
       replyWrite(this, conn, item.xid, item.op, item.result as ApplyResult);
     } else {

@@ -83,8 +83,9 @@ class WatchTable {
     const ws = this.byPath.get(path);
     if (ws !== undefined) {
       for (const [w, bits] of ws) {
-        if (suppress?.has(w)) continue;
-        into.add(w);
+        // A suppressed watcher is not told twice, but its standard watch is still spent
+        // (WatchManager.triggerWatch removes it before it looks at `suppress`).
+        if (!suppress?.has(w)) into.add(w);
         if ((bits & STANDARD) !== 0) this.setBits(path, ws, w, bits & ~STANDARD, bits);
       }
     }
