@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import type { CorralConfig } from '../config/types.js';
+import { treeDigest } from '../storage/digest.js';
 import { Storage } from '../storage/storage.js';
 import type { Logger } from './log.js';
-import { CorralServer } from './server.js';
+import { CorralServer, type TxnLog } from './server.js';
 
 // Wires a standalone server to its storage: recover the tree, serve, snapshot every
 // snapCount txns (randomised as ZooKeeper does, so an ensemble's members don't all
@@ -16,7 +17,12 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export async function startStandalone(config: CorralConfig, logger: Logger): Promise<Running> {
+export interface StandaloneOptions {
+  /** Wraps the log the server appends to (tests observe when each batch becomes durable). */
+  wrapTxnLog?: (log: TxnLog) => TxnLog;
+}
+
+export async function startStandalone(config: CorralConfig, logger: Logger, opts: StandaloneOptions = {}): Promise<Running> {
   mkdirSync(config.dataDir, { recursive: true });
   if (config.dataLogDir !== undefined) mkdirSync(config.dataLogDir, { recursive: true });
   if (!config.forceSync)
@@ -35,10 +41,15 @@ export async function startStandalone(config: CorralConfig, logger: Logger): Pro
     await storage.close();
     throw e;
   }
+  const ms = (performance.now() - t0).toFixed(0);
+  // The digest lets a test (or an operator) compare with `corral check-data`'s offline replay.
+  const t1 = performance.now();
+  const digest = treeDigest(recovered.tree);
   logger(
     'INFO',
     `recovered zxid 0x${recovered.lastZxid.toString(16)}: ${recovered.tree.nodeCount} znodes, ` +
-      `${recovered.tree.sessions.size} sessions, ${recovered.replayed} txns replayed in ${(performance.now() - t0).toFixed(0)} ms`,
+      `${recovered.tree.sessions.size} sessions, ${recovered.replayed} txns replayed in ${ms} ms, ` +
+      `digest=${digest} (${(performance.now() - t1).toFixed(0)} ms)`,
   );
 
   let sinceSnapshot = 0;
@@ -46,7 +57,7 @@ export async function startStandalone(config: CorralConfig, logger: Logger): Pro
   let snapshotting = false;
   const server = new CorralServer(config, {
     logger,
-    txnLog: storage,
+    txnLog: opts.wrapTxnLog ? opts.wrapTxnLog(storage) : storage,
     tree: recovered.tree,
     onCommitted: (n) => {
       sinceSnapshot += n;
