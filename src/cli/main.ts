@@ -3,6 +3,7 @@ import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
 import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
 import { startStandalone } from '../server/boot.js';
+import { startThreaded } from '../server/threads/socket-thread.js';
 import { StorageError } from '../storage/errors.js';
 import { checkData } from '../storage/checkdata.js';
 import { ZK_PROTOCOL_VERSION } from '../protocol/constants.js';
@@ -32,7 +33,11 @@ async function start(cfgPath: string | undefined): Promise<void> {
   }
   let running;
   try {
-    running = await startStandalone(config, stdoutLogger);
+    if (config.serverThreads > 2) {
+      process.stderr.write(`corral: serverThreads=${config.serverThreads}: 1 (one thread) and 2 (sockets | pipeline) are the modes\n`);
+      process.exit(2);
+    }
+    running = config.serverThreads === 2 ? await startThreaded(config, stdoutLogger) : await startStandalone(config, stdoutLogger);
   } catch (e) {
     if (e instanceof StorageError) {
       stdoutLogger('ERROR', `cannot start: ${e.message}`);

@@ -20,6 +20,8 @@ export interface Running {
 export interface StandaloneOptions {
   /** Wraps the log the server appends to (tests observe when each batch becomes durable). */
   wrapTxnLog?: (log: TxnLog) => TxnLog;
+  /** false: no listener; connections arrive through server.accept() (serverThreads=2). */
+  listen?: boolean;
 }
 
 export async function startStandalone(config: CorralConfig, logger: Logger, opts: StandaloneOptions = {}): Promise<Running> {
@@ -74,7 +76,7 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
       );
     },
   });
-  const { host, port } = await server.start();
+  const { host, port } = await server.start(opts.listen ?? true);
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (config.autopurgePurgeInterval > 0) {

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { normaliseIp } from '../acl/auth.js';
 import { FOUR_LETTER_WORDS, OpCode, Xid } from '../protocol/constants.js';
 import { JuteError, JuteReader, JuteWriter } from '../protocol/jute.js';
@@ -7,6 +6,25 @@ import type { Watcher } from './watches.js';
 
 // One client connection: framing, the handshake, the 4lw sniff, and an output buffer
 // that collects every reply and notification of one event-loop turn into one write.
+
+/**
+ * What a connection needs of its socket: a real `net.Socket`, or, when the pipeline
+ * runs on its own thread, a stand-in whose bytes cross from the socket thread.
+ */
+export interface ClientSocket {
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly destroyed: boolean;
+  setNoDelay(on: boolean): unknown;
+  on(event: 'data', f: (chunk: Buffer) => void): unknown;
+  on(event: 'error' | 'close', f: () => void): unknown;
+  write(b: Buffer): unknown;
+  end(): unknown;
+  end(text: string): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
 
 export type ConnState = 'handshake' | 'connecting' | 'connected' | 'closed';
 
@@ -97,7 +115,7 @@ export class Connection implements Watcher {
   }
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: ClientSocket,
     private readonly host: ConnectionHost,
   ) {
     this.remoteIp = normaliseIp(socket.remoteAddress);

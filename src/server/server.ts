@@ -1,4 +1,4 @@
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer, type Server as NetServer } from 'node:net';
 import { authenticate } from '../acl/auth.js';
 import type { CorralConfig } from '../config/types.js';
 import { Err, KeeperError, OpCode } from '../protocol/constants.js';
@@ -8,7 +8,7 @@ import { checkPassword, initialSessionId, sessionPassword } from '../session/pas
 import { SessionTracker } from '../session/tracker.js';
 import { apply, DataTree, ttlOf } from '../tree/datatree.js';
 import type { ApplyResult, Txn } from '../tree/types.js';
-import { Connection, type ConnectionHost, hex, type QueuedRequest } from './connection.js';
+import { type ClientSocket, Connection, type ConnectionHost, hex, type QueuedRequest } from './connection.js';
 import { executeRead, type FinalContext, replyWrite } from './final.js';
 import { runFourLetterWord } from './fourletter.js';
 import type { Logger } from './log.js';
@@ -95,8 +95,6 @@ export class CorralServer implements ConnectionHost, FinalContext {
     opts: ServerOptions,
   ) {
     this.log = opts.logger;
-    if (config.serverThreads !== 1)
-      throw new Error(`serverThreads=${config.serverThreads} is not supported yet: only the single-threaded pipeline (serverThreads=1) is built`);
     this.tree = opts.tree ?? new DataTree();
     this.txnLog = opts.txnLog ?? new MemoryTxnLog();
     this.maxFrame = config.juteMaxBuffer;
@@ -119,7 +117,12 @@ export class CorralServer implements ConnectionHost, FinalContext {
     });
   }
 
-  async start(): Promise<{ host: string; port: number }> {
+  /** Starts the timers and, unless `listen` is false (threaded mode), the listener. */
+  async start(listen = true): Promise<{ host: string; port: number }> {
+    if (!listen) {
+      this.startTimers();
+      return { host: this.config.clientPortAddress, port: this.config.clientPort };
+    }
     const net = createServer({ noDelay: true }, (s) => this.accept(s));
     this.net = net;
     await new Promise<void>((resolve, reject) => {
@@ -132,11 +135,15 @@ export class CorralServer implements ConnectionHost, FinalContext {
     net.on('error', (e) => this.log('ERROR', `listener: ${e.message}`));
     const addr = net.address();
     const port = typeof addr === 'object' && addr !== null ? addr.port : this.config.clientPort;
+    this.startTimers();
+    return { host: this.config.clientPortAddress, port };
+  }
+
+  private startTimers(): void {
     this.scheduleTick();
     const reap = setInterval(() => this.reapContainers(), this.config.containerCheckIntervalMs);
     reap.unref();
     this.timers.push(reap);
-    return { host: this.config.clientPortAddress, port };
   }
 
   async stop(): Promise<void> {
@@ -153,7 +160,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
 
   // --- connections ---------------------------------------------------------------
 
-  private accept(socket: Socket): void {
+  accept(socket: ClientSocket): void {
     const conn = new Connection(socket, this);
     const max = this.config.maxClientCnxns;
     const n = (this.perIp.get(conn.remoteIp) ?? 0) + 1;

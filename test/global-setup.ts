@@ -1,0 +1,12 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// Tests that run the real `corral` process (crash, threads) need dist/ to match src/.
+// Build once here, before any test file starts, so no test rebuilds under another's feet.
+export default function setup(): void {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tsc failed before the tests:\n${r.stdout}${r.stderr}`);
+}
