@@ -374,20 +374,21 @@ describe('C client: containers and TTL nodes', () => {
   });
 
   it('a TTL node goes once it has had no children and no change for its TTL', async () => {
-    expect(await a.create('/ttl', 'x', K.ZOO_PERSISTENT_WITH_TTL, 400)).toBe('/ttl');
+    // TTL 2 s: long enough that a loaded machine's scheduling delays stay well inside it.
+    expect(await a.create('/ttl', 'x', K.ZOO_PERSISTENT_WITH_TTL, 2000)).toBe('/ttl');
     // Clients see 0, not the TTL encoding (DataNode.getClientEphemeralOwner).
     expect((await a.exists('/ttl', false)).ephemeralOwner).toBe('0');
     expect(await a.create('/ttlseq-', 'x', K.ZOO_PERSISTENT_SEQUENTIAL_WITH_TTL, 60000)).toMatch(/^\/ttlseq-\d{10}$/);
     // A child keeps it; a write renews it.
     await a.create('/ttl/child', '', K.ZOO_PERSISTENT);
-    await sleep(600);
+    await sleep(2500);
     expect(await a.pathExists('/ttl', false)).toBe(true);
     await a.delete_('/ttl/child', -1);
     await a.set('/ttl', 'renewed', -1);
-    await sleep(150);
+    await sleep(300);
     expect(await a.pathExists('/ttl', false)).toBe(true);
-    const gone = await waitGone(a, '/ttl', 3000);
-    expect(gone).toBeGreaterThan(150);
+    const gone = await waitGone(a, '/ttl', 8000);
+    expect(gone).toBeGreaterThan(300);
     // The long-lived one is still there.
     expect((await a.get_children('/', false)).some((c) => c.startsWith('ttlseq-'))).toBe(true);
   });

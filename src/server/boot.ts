@@ -4,6 +4,7 @@ import { treeDigest } from '../storage/digest.js';
 import { Storage } from '../storage/storage.js';
 import type { Logger } from './log.js';
 import { CorralServer, type TxnLog } from './server.js';
+import { WsListener } from '../ws/listener.js';
 
 // Wires a standalone server to its storage: recover the tree, serve, snapshot every
 // snapCount txns (randomised as ZooKeeper does, so an ensemble's members don't all
@@ -14,6 +15,8 @@ export interface Running {
   storage: Storage;
   host: string;
   port: number;
+  /** The WebSocket listener (wsPort set and listening), with its bound port. */
+  ws?: WsListener;
   stop(): Promise<void>;
 }
 
@@ -77,6 +80,17 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
     },
   });
   const { host, port } = await server.start(opts.listen ?? true);
+  // The WebSocket endpoint (#6) serves on the thread that owns the sockets: not in serverThreads=2's pipeline worker.
+  let ws: WsListener | undefined;
+  if (config.wsPort !== undefined && (opts.listen ?? true)) {
+    try {
+      ws = await WsListener.start(server, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
+    } catch (e) {
+      await server.stop();
+      throw e;
+    }
+    logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
+  }
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (config.autopurgePurgeInterval > 0) {
@@ -94,8 +108,10 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
     storage,
     host,
     port,
+    ws,
     async stop() {
       if (purgeTimer) clearInterval(purgeTimer);
+      ws?.close();
       await server.stop(); // closes the storage once its last batch is durable
     },
   };

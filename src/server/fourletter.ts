@@ -318,7 +318,7 @@ function envi(): string {
  * MonitorCommand: version and state, then the gauges ZooKeeperServer registers, in the
  * order ZooKeeper's DefaultMetricsProvider prints them (its ConcurrentHashMap's order).
  * Gauges Corral does not measure (client response sizes) and ServerMetrics' counters
- * and summaries are left out; zk_force_sync is Corral's own.
+ * and summaries are left out; zk_force_sync and zk_ws_backpressure_drops are Corral's own.
  */
 function mntr(server: CorralServer): string {
   const s = server.stats;
@@ -348,6 +348,7 @@ function mntr(server: CorralServer): string {
     ['outstanding_tls_handshake', 0],
     ['non_mtls_local_conn_count', 0],
     ['force_sync', server.config.forceSync ? 1 : 0],
+    ['ws_backpressure_drops', s.wsBackpressureDrops],
   ];
   let out = '';
   for (const [k, v] of values) out += `zk_${k}\t${v}\n`;

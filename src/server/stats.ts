@@ -7,6 +7,8 @@ export class ServerStats {
   maxLatency = 0;
   totalLatency = 0;
   count = 0;
+  /** WebSocket clients dropped for not reading their replies (mntr zk_ws_backpressure_drops; never reset). */
+  wsBackpressureDrops = 0;
 
   recordLatency(ms: number): void {
     this.packetsSent++;

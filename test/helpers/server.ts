@@ -10,6 +10,8 @@ import type { CorralServer } from '../../src/server/server.js';
 export interface TestServer {
   server: CorralServer;
   port: number;
+  /** The WebSocket listener's port, when the cfg set wsPort (wsPort=0: a free port). */
+  wsPort?: number;
   /** host:port for client connection strings. */
   connect: string;
   config: CorralConfig;
@@ -33,6 +35,7 @@ export async function startServer(cfg = '', opts: { logger?: Logger; dataDir?: s
   return {
     server,
     port,
+    wsPort: running.ws?.port,
     connect: `127.0.0.1:${port}`,
     config,
     logs,

@@ -2,6 +2,8 @@ import { createServer, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { CorralConfig } from '../../config/types.js';
 import type { Logger } from '../log.js';
+import type { ClientSocket } from '../connection.js';
+import { WsListener } from '../../ws/listener.js';
 import { BytePacker, type FromWorker, type InEvent, type ToWorker } from './messages.js';
 
 // serverThreads=2: this (main) thread owns the listener and every socket and does the
@@ -11,12 +13,23 @@ import { BytePacker, type FromWorker, type InEvent, type ToWorker } from './mess
 export interface ThreadedServer {
   host: string;
   port: number;
+  /** The WebSocket listener (wsPort), on this thread like the TCP sockets. */
+  ws?: WsListener;
   stop(): Promise<void>;
+}
+
+/** What this thread does with a client socket: a net.Socket, or a WebSocket's stand-in (#6). */
+interface Sock {
+  write(b: Buffer): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  pause(): unknown;
+  resume(): unknown;
 }
 
 export async function startThreaded(config: CorralConfig, logger: Logger): Promise<ThreadedServer> {
   const worker = new Worker(new URL('./pipeline-worker.js', import.meta.url), { workerData: config });
-  const sockets = new Map<number, Socket>();
+  const sockets = new Map<number, Sock>();
   let nextId = 1;
   let events: InEvent[] = [];
   const bytes = new BytePacker();
@@ -54,8 +67,8 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
               break;
             case 'end':
               sockets.delete(op.id);
-              if (op.len > 0) s.end(b.subarray(op.off, op.off + op.len));
-              else s.end();
+              if (op.len > 0) s.write(b.subarray(op.off, op.off + op.len));
+              s.end();
               break;
             case 'destroy':
               sockets.delete(op.id);
@@ -74,7 +87,7 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
   });
   await ready;
 
-  const net = createServer({ noDelay: true }, (s) => {
+  const register = (s: Socket | ClientSocket) => {
     const id = nextId++;
     sockets.set(id, s);
     push({ k: 'open', id, addr: s.remoteAddress ?? '', port: s.remotePort ?? 0 });
@@ -83,7 +96,8 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
     s.on('close', () => {
       if (sockets.delete(id)) push({ k: 'close', id });
     });
-  });
+  };
+  const net = createServer({ noDelay: true }, register);
   await new Promise<void>((resolve, reject) => {
     net.once('error', reject);
     net.listen(config.clientPort, config.clientPortAddress, () => resolve());
@@ -91,10 +105,18 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
   const addr = net.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.clientPort;
   logger('INFO', 'serverThreads=2: sockets on the main thread, the request pipeline on a worker thread');
+  let ws: WsListener | undefined;
+  if (config.wsPort !== undefined) {
+    // (Its backpressure drops are logged and counted on the listener; mntr runs on the pipeline thread.)
+    ws = await WsListener.start({ accept: register, log: logger }, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
+    logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
+  }
   return {
     host: config.clientPortAddress,
     port,
+    ws,
     async stop() {
+      ws?.close();
       const closed = new Promise<void>((r) => net.close(() => r()));
       for (const s of sockets.values()) s.destroy();
       await closed;
