@@ -1,0 +1,201 @@
+// Smoke test of the benchmark suite's machinery (npm run bench): the load generator
+// against an in-process Corral for about a second, and the result arithmetic. Speed is
+// measured by the bench, never asserted here: only the structure of the figures.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../src/client/raw.js';
+import { Histogram } from '../bench/loadgen/histogram.js';
+import { LoadGen } from '../bench/loadgen/pool.js';
+import { nowMs } from '../bench/loadgen/session.js';
+import type { ConnectResult, KeySpace, PhaseResult, PhaseSpec } from '../bench/loadgen/types.js';
+import { type BenchFile, renderHtml, renderText } from '../bench/report.js';
+import { knee, mergePhase, type StepResult, summarise } from '../bench/results.js';
+import { startServer, type TestServer } from './helpers/server.js';
+
+let ts: TestServer;
+let lg: LoadGen;
+const KEYS: KeySpace = { kind: 'flat', prefix: '/bench/k', count: 50, pad: 3 };
+
+beforeAll(async () => {
+  ts = await startServer();
+  const c = await RawClient.connect('127.0.0.1', ts.port);
+  expect((await c.create('/bench')).err).toBe(0);
+  expect((await c.create('/bench/churn')).err).toBe(0);
+  c.close();
+  // Inline: the engine runs in this thread (the worker build lives in dist/).
+  lg = LoadGen.start(1, { inline: true });
+  const [r] = await lg.all<ConnectResult>('connect', () => ({
+    targets: [{ host: '127.0.0.1', port: ts.port }],
+    count: 4,
+    baseIndex: 0,
+    sessionTimeoutMs: 30_000,
+    connectTimeoutMs: 5000,
+  }));
+  expect(r.connected).toBe(4);
+  expect(r.errors).toEqual({});
+});
+
+afterAll(async () => {
+  await lg?.close();
+  await ts?.stop();
+});
+
+function spec(p: Partial<PhaseSpec>): PhaseSpec {
+  return {
+    mode: 'closed',
+    mix: { get: 1 },
+    keys: KEYS,
+    valueSize: 100,
+    depth: 8,
+    warmupMs: 0,
+    durationMs: 0,
+    rate: 0,
+    startAt: nowMs() + 20,
+    drainMs: 2000,
+    churnPrefix: '/bench/churn/e-',
+    seed: 42,
+    ...p,
+  };
+}
+
+async function phase(p: Partial<PhaseSpec>, label: string): Promise<StepResult> {
+  const parts = await lg.all<PhaseResult>('phase', () => spec(p));
+  const s = spec(p);
+  return mergePhase(label, s.mode, parts, { sessions: 4, depth: s.depth, durationS: s.durationMs / 1000, offeredRate: s.mode === 'open' ? s.rate : undefined });
+}
+
+function expectOrdered(s: StepResult): void {
+  const l = s.latency;
+  expect(l.count).toBeGreaterThan(0);
+  expect(l.min).toBeLessThanOrEqual(l.p50);
+  expect(l.p50).toBeLessThanOrEqual(l.p90);
+  expect(l.p90).toBeLessThanOrEqual(l.p99);
+  expect(l.p99).toBeLessThanOrEqual(l.p999);
+  expect(l.p999).toBeLessThanOrEqual(l.max);
+}
+
+describe('bench load generator', () => {
+  it('creates a keyspace with a sequence phase', async () => {
+    const s = await phase({ mode: 'sequence', sequence: { op: 'create', from: 0, to: KEYS.count, tolerate: [-110] } }, 'setup');
+    expect(s.requests).toBe(KEYS.count);
+    expect(s.replies).toBe(KEYS.count);
+    expect(s.errors).toBe(0);
+    expect(s.perOp.create.count).toBe(KEYS.count);
+  });
+
+  it('runs a closed-loop read phase and reports sane figures', async () => {
+    const s = await phase({ mode: 'closed', warmupMs: 200, durationMs: 1000 }, 'read');
+    expect(s.throughput).toBeGreaterThan(0);
+    expect(s.errors).toBe(0);
+    expect(s.errorsByType).toEqual({});
+    expect(s.warmupErrors).toEqual({});
+    // Every counted request was answered (none dropped), all of them getData.
+    expect(s.replies).toBe(s.requests);
+    expect(s.perOp.getData.count).toBe(s.replies);
+    expect(s.latency.count).toBe(s.replies);
+    expectOrdered(s);
+    expect(s.loadgen.elu[0]).toBeGreaterThan(0);
+  });
+
+  it('runs an open-loop step at a fixed rate', async () => {
+    const s = await phase({ mode: 'open', rate: 2000, durationMs: 500, mix: { get: 0.5, set: 0.5 } }, 'open');
+    // 2000/s for 0.5 s: about 1000 requests scheduled, every one answered or counted failed.
+    expect(s.requests).toBeGreaterThan(900);
+    expect(s.requests).toBeLessThanOrEqual(1001);
+    expect(s.replies + s.errors).toBeGreaterThanOrEqual(s.requests);
+    expect(s.errors).toBe(0);
+    expect(s.throughput).toBeGreaterThan(0);
+    expect(s.loadgen.sendLag?.count).toBe(s.requests);
+    expectOrdered(s);
+  });
+
+  it('counts churn as create + delete and failed requests as errors', async () => {
+    const churn = await phase({ mode: 'closed', durationMs: 300, mix: { churn: 1 }, depth: 2 }, 'churn');
+    expect(churn.errors).toBe(0);
+    expect(churn.perOp.create.count).toBeGreaterThan(0);
+    expect(churn.perOp.delete.count).toBeGreaterThan(0);
+    // Keys that do not exist: every reply is an error, and every one is counted.
+    const missing = await phase({ mode: 'closed', durationMs: 300, keys: { kind: 'flat', prefix: '/bench/none', count: 5, pad: 1 } }, 'missing');
+    expect(missing.replies).toBeGreaterThan(0);
+    expect(missing.errors).toBe(missing.replies);
+    expect(missing.errorsByType).toEqual({ 'getData:NONODE': missing.replies });
+    expect(missing.throughput).toBe(0);
+  });
+});
+
+describe('bench arithmetic and reports', () => {
+  it('histogram quantiles are within a percent and ordered', () => {
+    const h = new Histogram();
+    for (let us = 1; us <= 100_000; us++) h.recordUs(us);
+    expect(Math.abs(h.quantileUs(0.5) - 50_000) / 50_000).toBeLessThan(0.01);
+    expect(Math.abs(h.quantileUs(0.99) - 99_000) / 99_000).toBeLessThan(0.01);
+    expect(h.quantileUs(1)).toBe(100_000);
+    const m = Histogram.from(h.data()).merge(h.data());
+    expect(m.n).toBe(200_000);
+    expect(m.quantileUs(0.5)).toBe(h.quantileUs(0.5));
+  });
+
+  it('finds the knee and renders the table and the HTML report', () => {
+    const step = (rate: number, achieved: number, p99: number): StepResult => ({
+      mode: 'open',
+      label: `open ${rate}`,
+      offeredRate: rate,
+      sessions: 1,
+      depth: 1,
+      durationS: 1,
+      requests: rate,
+      replies: rate,
+      ok: achieved,
+      throughput: achieved,
+      errors: 0,
+      errorsByType: {},
+      warmupErrors: {},
+      tolerated: {},
+      latency: { count: rate, mean: p99 / 3, min: 0.1, p50: p99 / 3, p90: p99 / 2, p99, p999: p99 * 1.2, max: p99 * 2 },
+      perOp: {},
+      loadgen: { elu: [0.5], maxBacklog: 0, maxSendLagMs: 0, sessionsLost: 0 },
+    });
+    const steps = [step(1000, 1000, 1), step(2000, 2000, 4), step(4000, 3000, 50)];
+    expect(knee(steps, 10).rate).toBe(2000);
+    expect(knee(steps, 0.5).rate).toBeNull();
+    const closed = { ...step(0, 3500, 20), mode: 'closed' as const, offeredRate: undefined };
+    const runs = ['a', 'b'].flatMap((target, i) =>
+      [1, 2].map((round) => ({
+        workload: 'read',
+        target,
+        round,
+        startedAt: '',
+        closed,
+        open: steps,
+        knee: knee(steps, 10),
+        metrics: { 'throughput (closed)': { value: 1000 * (i + round), unit: 'ops/s', better: 'higher' as const } },
+        connectErrors: {},
+        notes: [],
+      })),
+    );
+    const summary = summarise(runs, ['a', 'b']);
+    expect(summary[0].perTarget.a?.median).toBe(1500);
+    expect(summary[0].ratio?.median).toBeCloseTo((1 / 2 + 2 / 3) / 2, 5);
+    const f: BenchFile = {
+      schema: 1,
+      kind: 'load',
+      startedAt: new Date(0).toISOString(),
+      finishedAt: new Date(0).toISOString(),
+      machine: { cpuModel: 'test', cores: 1 },
+      config: { sloMs: 10 },
+      targets: [
+        { id: 'a', label: 'A', kind: 'external', addresses: 'x:1', info: {} },
+        { id: 'b', label: 'B', kind: 'external', addresses: 'x:2', info: {} },
+      ],
+      runs,
+      summary,
+      notes: ['a note'],
+    };
+    const text = renderText(f);
+    expect(text).toContain('read');
+    expect(text).toContain('a/b');
+    const html = renderHtml(f);
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/<script src|<link /);
+  });
+});
