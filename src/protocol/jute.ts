@@ -109,7 +109,7 @@ export class JuteWriter {
   buf: Buffer;
   pos = 0;
 
-  constructor(initial = 64 * 1024) {
+  constructor(private readonly initial = 64 * 1024) {
     this.buf = Buffer.allocUnsafe(initial);
   }
 
@@ -191,6 +191,14 @@ export class JuteWriter {
 
   endFrame(at: number): void {
     this.buf.writeInt32BE(this.pos - at - 4, at);
+  }
+
+  /** Gives away what was written without copying; the writer continues in a new buffer. */
+  detach(): Buffer {
+    const b = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(this.initial);
+    this.pos = 0;
+    return b;
   }
 
   /** A copy of what was written, for callers that keep the bytes (the log, tests). */

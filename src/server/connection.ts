@@ -218,9 +218,15 @@ export class Connection implements Watcher {
 
   /** Writes what this turn produced, in one system call. */
   flush(): void {
-    if (this.out.pos === 0) return;
-    if (this.state !== 'closed' && !this.socket.destroyed) this.socket.write(this.out.toBuffer());
-    this.out.reset();
+    const out = this.out;
+    if (out.pos === 0) return;
+    if (this.state !== 'closed' && !this.socket.destroyed) {
+      // Small turns are copied into Node's buffer pool; a large one (big getData replies)
+      // hands its buffer to the socket and the writer starts a fresh one: no second copy.
+      if (out.pos < 64 * 1024) this.socket.write(out.toBuffer());
+      else this.socket.write(out.detach());
+    }
+    out.reset();
   }
 
   /** Sends what is buffered, then closes (closeSession, failed handshakes, 4lw). */

@@ -43,6 +43,8 @@ interface Proposal {
 }
 
 // Request.isValid: check (13) is valid only inside a multi, so alone it is UNIMPLEMENTED.
+export const LISTEN_BACKLOG = 4096;
+
 const VALID_OPS = new Set<number>([
   OpCode.create, OpCode.delete, OpCode.exists, OpCode.getData, OpCode.setData, OpCode.getACL,
   OpCode.setACL, OpCode.getChildren, OpCode.sync, OpCode.ping, OpCode.getChildren2,
@@ -127,7 +129,9 @@ export class CorralServer implements ConnectionHost, FinalContext {
     this.net = net;
     await new Promise<void>((resolve, reject) => {
       net.once('error', reject);
-      net.listen(this.config.clientPort, this.config.clientPortAddress, () => {
+      // A deep accept queue: with Node's default (511) a connection storm overflows it and
+      // the overflowing clients wait a full SYN retransmission (1 s). The kernel caps it.
+      net.listen({ port: this.config.clientPort, host: this.config.clientPortAddress, backlog: LISTEN_BACKLOG }, () => {
         net.off('error', reject);
         resolve();
       });

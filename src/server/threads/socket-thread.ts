@@ -2,6 +2,7 @@ import { createServer, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { CorralConfig } from '../../config/types.js';
 import type { Logger } from '../log.js';
+import { LISTEN_BACKLOG } from '../server.js';
 import type { ClientSocket } from '../connection.js';
 import { WsListener } from '../../ws/listener.js';
 import { BytePacker, type FromWorker, type InEvent, type ToWorker } from './messages.js';
@@ -100,7 +101,7 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
   const net = createServer({ noDelay: true }, register);
   await new Promise<void>((resolve, reject) => {
     net.once('error', reject);
-    net.listen(config.clientPort, config.clientPortAddress, () => resolve());
+    net.listen({ port: config.clientPort, host: config.clientPortAddress, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const addr = net.address();
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.clientPort;
