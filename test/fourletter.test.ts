@@ -212,7 +212,7 @@ describe('four letter words, all enabled', () => {
     const out = await flw(ts.port, 'conf');
     const keys = [
       'clientPort', 'secureClientPort', 'dataDir', 'dataDirSize', 'dataLogDir', 'dataLogSize', 'tickTime', 'maxClientCnxns',
-      'minSessionTimeout', 'maxSessionTimeout', 'clientPortListenBacklog', 'serverId',
+      'minSessionTimeout', 'maxSessionTimeout', 'clientPortListenBacklog', 'serverId', 'forceSync',
     ];
     const lines = out.split('\n');
     expect(lines.pop()).toBe('');
@@ -226,6 +226,17 @@ describe('four letter words, all enabled', () => {
     expect(kv.get('maxClientCnxns')).toBe('60');
     expect(kv.get('dataDir')!.startsWith(ts.config.dataDir)).toBe(true);
     expect(kv.get('dataDirSize')).toMatch(/^\d+$/);
+    expect(kv.get('clientPortListenBacklog')).toBe('4096');
+    // Corral reports its durability setting; forceSync=no is shown the same way.
+    expect(kv.get('forceSync')).toBe('yes');
+    const nosync = await startServer('forceSync=no\n4lw.commands.whitelist=*');
+    try {
+      expect(await flw(nosync.port, 'conf')).toMatch(/^forceSync=no$/m);
+      expect(await flw(nosync.port, 'mntr')).toMatch(/^zk_force_sync\t0$/m);
+      expect(nosync.logs.some((l) => l.includes('forceSync=no'))).toBe(true);
+    } finally {
+      await nosync.stop();
+    }
   });
 
   it('envi: Environment: then key=value lines', async () => {

@@ -5,7 +5,7 @@ import { getHeapStatistics } from 'node:v8';
 import { LOG_SUBDIR, SNAP_SUBDIR } from '../storage/env.js';
 import { zkFullVersion } from '../version.js';
 import { type Connection, hex } from './connection.js';
-import type { CorralServer } from './server.js';
+import { type CorralServer, LISTEN_BACKLOG } from './server.js';
 import type { Watcher } from './watches.js';
 
 // The four letter words, answered in the layout of ZooKeeper 3.9 (a command per class
@@ -186,8 +186,10 @@ function conf(server: CorralServer): string {
     `maxClientCnxns=${c.maxClientCnxns}\n` +
     `minSessionTimeout=${c.minSessionTimeout}\n` +
     `maxSessionTimeout=${c.maxSessionTimeout}\n` +
-    'clientPortListenBacklog=-1\n' +
-    'serverId=0\n'
+    `clientPortListenBacklog=${LISTEN_BACKLOG}\n` +
+    'serverId=0\n' +
+    // Corral's own line: whether acknowledged writes are durable (ZooKeeper's conf omits it).
+    `forceSync=${c.forceSync ? 'yes' : 'no'}\n`
   );
 }
 
