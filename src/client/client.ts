@@ -11,25 +11,9 @@ import type { Transport, TransportConnection } from './transport.js';
 
 export { KeeperError, Err, EventType };
 
-export interface Stat {
-  czxid: number;
-  mzxid: number;
-  ctime: number;
-  mtime: number;
-  version: number;
-  cversion: number;
-  aversion: number;
-  ephemeralOwner: bigint;
-  dataLength: number;
-  numChildren: number;
-  pzxid: number;
-}
-
-export interface Acl {
-  perms: number;
-  scheme: string;
-  id: string;
-}
+// The same Stat and ACL shapes as the server's (type-only: nothing of the tree is bundled).
+export type { Acl, Stat } from '../tree/types.js';
+import type { Acl, Stat } from '../tree/types.js';
 
 export const OPEN_ACL_UNSAFE: Acl[] = [{ perms: 31, scheme: 'world', id: 'anyone' }];
 
