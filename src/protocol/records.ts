@@ -1,5 +1,5 @@
 // The client records of zookeeper.jute, decoded from and encoded to jute.
-import type { Acl, Stat } from '../tree/types.js';
+import { type Acl, clientEphemeralOwner, type Stat, type ZNode } from '../tree/types.js';
 import { OpCode } from './constants.js';
 import { JuteError, type JuteReader, type JuteWriter } from './jute.js';
 
@@ -35,6 +35,21 @@ export function writeStat(w: JuteWriter, s: Stat): void {
   w.int(s.dataLength);
   w.int(s.numChildren);
   w.longNum(s.pzxid);
+}
+
+/** A znode's Stat straight from the node: the read path's replies allocate no Stat object. */
+export function writeNodeStat(w: JuteWriter, n: ZNode): void {
+  w.longNum(n.czxid);
+  w.longNum(n.mzxid);
+  w.longNum(n.ctime);
+  w.longNum(n.mtime);
+  w.int(n.version);
+  w.int(n.clientCversion);
+  w.int(n.aversion);
+  w.long(clientEphemeralOwner(n.ephemeralOwner));
+  w.int(n.data === null ? 0 : n.data.length);
+  w.int(n.numChildren);
+  w.longNum(n.pzxid);
 }
 
 export function readStat(r: JuteReader): Stat {

@@ -1,6 +1,6 @@
 import { checkAcl } from '../acl/auth.js';
 import { Err, EventType, KeeperError, OpCode, Perms, Xid } from '../protocol/constants.js';
-import { type RequestBody, writeAclList, writeStat } from '../protocol/records.js';
+import { type RequestBody, writeAclList, writeNodeStat, writeStat } from '../protocol/records.js';
 import type { DataTree } from '../tree/datatree.js';
 import type { Acl, ApplyResult, OpResult } from '../tree/types.js';
 import type { Connection } from './connection.js';
@@ -44,7 +44,7 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
         if (b.watch) ctx.watches.addData(b.path, conn);
         if (n === undefined) throw new KeeperError(Err.NONODE);
         at = conn.beginReply(xid, zxid, 0);
-        writeStat(w, n.stat());
+        writeNodeStat(w, n);
         break;
       }
       case OpCode.getData: {
@@ -53,7 +53,7 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
         if (b.watch) ctx.watches.addData(b.path, conn);
         at = conn.beginReply(xid, zxid, 0);
         w.buffer(n.data);
-        writeStat(w, n.stat());
+        writeNodeStat(w, n);
         break;
       }
       case OpCode.getChildren:
@@ -64,7 +64,7 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
         at = conn.beginReply(xid, zxid, 0);
         w.int(n.numChildren);
         if (n.children !== null) for (const c of n.children) w.ustring(c);
-        if (op === OpCode.getChildren2) writeStat(w, n.stat());
+        if (op === OpCode.getChildren2) writeNodeStat(w, n);
         break;
       }
       case OpCode.getAllChildrenNumber: {
@@ -83,7 +83,7 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
           : n.acl.map((a) => (a.scheme === 'digest' ? { ...a, id: a.id.replace(/:.*/s, ':x') } : a));
         at = conn.beginReply(xid, zxid, 0);
         writeAclList(w, acl);
-        writeStat(w, n.stat());
+        writeNodeStat(w, n);
         break;
       }
       case OpCode.sync: {
@@ -150,7 +150,7 @@ export function executeRead(ctx: FinalContext, conn: Connection, xid: number, op
             } else {
               w.int(OpCode.getData).bool(false).int(0);
               w.buffer(n.data);
-              writeStat(w, n.stat());
+              writeNodeStat(w, n);
             }
           } catch (e) {
             if (!(e instanceof KeeperError)) throw e;

@@ -29,7 +29,7 @@ export interface Stat {
 }
 
 /** DataNode.getClientEphemeralOwner: only a session's ephemeral shows its owner. */
-function clientEphemeralOwner(owner: bigint): bigint {
+export function clientEphemeralOwner(owner: bigint): bigint {
   if (owner === -0x8000000000000000n) return 0n; // container
   const u = BigInt.asUintN(64, owner);
   if (u >> 56n === 0xffn && ((u >> 40n) & 0xffffn) === 0n) return 0n; // TTL
@@ -57,6 +57,11 @@ export class ZNode {
     return this.children === null ? 0 : this.children.size;
   }
 
+  /** The cversion clients see: creates plus deletes (see stat()). */
+  get clientCversion(): number {
+    return (this.cversion * 2 - this.numChildren) | 0;
+  }
+
   /**
    * The Stat a client sees (DataNode.copyStat). The tree's cversion counts child creates
    * only (sequential names come from it); clients see creates plus deletes, which is
@@ -69,7 +74,7 @@ export class ZNode {
       ctime: this.ctime,
       mtime: this.mtime,
       version: this.version,
-      cversion: (this.cversion * 2 - this.numChildren) | 0,
+      cversion: this.clientCversion,
       aversion: this.aversion,
       ephemeralOwner: clientEphemeralOwner(this.ephemeralOwner),
       dataLength: this.data === null ? 0 : this.data.length,
