@@ -5,7 +5,7 @@ import { cpus } from 'node:os';
 
 // large-tree runs before large-values so its memory figures are not taken on a heap
 // still full of 1 MiB buffers.
-export const ALL_WORKLOADS = ['read', 'mix90', 'mix50', 'write', 'churn', 'watch', 'storm', 'large-tree', 'large-values'] as const;
+export const ALL_WORKLOADS = ['read', 'mix90', 'mix50', 'write', 'churn', 'watch', 'storm', 'large-tree', 'large-values', 'startup'] as const;
 export type WorkloadName = (typeof ALL_WORKLOADS)[number];
 
 export interface Options {
@@ -36,6 +36,14 @@ export interface Options {
   /** Extra zoo.cfg lines for the Corral the bench starts (e.g. serverThreads=2). */
   corralCfg: string[];
   micro: boolean;
+  /** WebSocket port of the --target / --compare server (--transport ws). */
+  wsPort?: number;
+  /** The load generator's transport: ZooKeeper jute over TCP, or Corral's protobuf over WebSocket (wsPort). */
+  transport: 'tcp' | 'ws';
+  /** large-tree: the started Corral's snapCount (0 = keys/2, so a snapshot runs during the create phase). */
+  snapCount: number;
+  /** startup: how many times Corral is started on an empty dataDir. */
+  startups: number;
   /** Load-generator worker threads. */
   threads: number;
   watchers: number;
@@ -62,6 +70,10 @@ Targets (default: start Corral as a child process with a temp dataDir, then stop
   --force-sync yes|no              the started Corral's forceSync (default yes)
   --corral-cfg key=value           an extra zoo.cfg line for the started Corral (repeatable),
                                    e.g. --corral-cfg serverThreads=2
+  --transport tcp|ws               the load generator's wire: ZooKeeper jute over TCP (default)
+                                   or Corral's protobuf over WebSocket (the started Corral gets
+                                   wsPort; with --target/--compare give --ws-port)
+  --ws-port N                      the external target's WebSocket port (--transport ws)
 
 Load
   --workloads a,b,c    ${ALL_WORKLOADS.join(',')}
@@ -85,6 +97,10 @@ Load
   --storm-reps N       storms per target per round (default 3, quick 1)
   --large-sizes LIST   value sizes for 'large-values' (default 4096,65536,524288,1047552)
   --large-sessions N / --large-depth N   concurrency for 'large-values' (default 4 / 2)
+  --snap-count N       with large-tree: the started Corral's snapCount (default min(keys/2,
+                       100000), so snapshots run during the create phase; they are timed and
+                       probed, and the server is restarted on its dataDir to time recovery)
+  --startups N         startup: times Corral is started on an empty dataDir (default 5)
   --threads N          load-generator worker threads (default 1 on <= 2 cores)
   --seed N             random seed (default 1)
 
@@ -138,6 +154,9 @@ export function parseArgs(argv: string[]): Options {
     forceSync: true,
     corralCfg: [],
     micro: false,
+    transport: 'tcp',
+    snapCount: 0,
+    startups: 5,
     threads: cores <= 2 ? 1 : Math.min(4, Math.floor(cores / 2)),
     watchers: quick ? 50 : 200,
     watchRounds: quick ? 5 : 20,
@@ -234,6 +253,21 @@ export function parseArgs(argv: string[]): Options {
         o.corralCfg.push(line);
         break;
       }
+      case '--transport': {
+        const v = val();
+        if (v !== 'tcp' && v !== 'ws') throw new Error('--transport takes tcp or ws');
+        o.transport = v;
+        break;
+      }
+      case '--ws-port':
+        o.wsPort = int(flag, val(), 1);
+        break;
+      case '--snap-count':
+        o.snapCount = int(flag, val(), 0);
+        break;
+      case '--startups':
+        o.startups = int(flag, val(), 1);
+        break;
       case '--threads':
         o.threads = int(flag, val());
         break;
@@ -272,6 +306,8 @@ export function parseArgs(argv: string[]): Options {
     }
   }
   if (o.target !== undefined && o.compare !== undefined) throw new Error('--target and --compare exclude each other');
+  if (o.transport === 'ws' && (o.target !== undefined || o.compare !== undefined) && o.wsPort === undefined)
+    throw new Error('--transport ws with --target/--compare needs --ws-port (the server\'s WebSocket port)');
   if (o.rounds === 0) o.rounds = o.compare !== undefined ? 3 : 1;
   if (!stepSet && !quick) o.stepDuration = Math.max(0.5, Math.min(3, o.duration * 0.6));
   return o;

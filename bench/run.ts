@@ -111,10 +111,21 @@ async function load(o: Options): Promise<void> {
   process.once('SIGINT', onSig);
   try {
     if (o.target === undefined) {
-      progress.log(`starting Corral (forceSync=${o.forceSync ? 'yes' : 'no'}${o.corralCfg.map((l) => `, ${l}`).join('')})`);
-      const c = await startCorral({ forceSync: o.forceSync, extraCfg: o.corralCfg.join('\n') });
+      const cfg = [...o.corralCfg];
+      // large-tree: a snapshot during its create phase (ZooKeeper snapshots after a random
+      // [snapCount/2 + 1, snapCount] txns), so the snapshot and the recovery are measured.
+      if (o.workloads.includes('large-tree') && !cfg.some((l) => /^snapCount\s*=/.test(l)))
+        {
+        // At most ZooKeeper's default (100000), which every other workload then also runs with.
+        const n = o.snapCount > 0 ? o.snapCount : Math.max(2, Math.min(100_000, Math.floor(o.keys / 2)));
+        if (n !== 100_000) cfg.push(`snapCount=${n}`);
+      }
+      progress.log(`starting Corral (forceSync=${o.forceSync ? 'yes' : 'no'}${o.transport === 'ws' ? ', wsPort' : ''}${cfg.map((l) => `, ${l}`).join('')})`);
+      const c = await startCorral({ forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
       targets.push(c);
-      progress.log(`Corral ${c.info.version} ready on 127.0.0.1:${c.addresses[0].port} (pid ${c.pid}) in ${c.info.startToReadyMs} ms`);
+      progress.log(
+        `Corral ${c.info.version} ready on 127.0.0.1:${c.addresses[0].port}${c.wsAddresses ? ` (WebSocket ${c.wsAddresses[0].port})` : ''} (pid ${c.pid}) in ${c.info.startToReadyMs} ms`,
+      );
     }
     const ext = o.target ?? o.compare;
     if (ext !== undefined) {
@@ -123,6 +134,7 @@ async function load(o: Options): Promise<void> {
       progress.log(`target ${t.label}: ${t.info.version} (${t.info.process})`);
       if (t.info.ruok !== 'imok') notes.push(`${t.label} did not answer ruok with imok (${t.info.ruok}); continuing`);
     }
+    if (o.transport === 'ws') progress.log('load generator transport: WebSocket (protobuf corral.v1)');
     lg = LoadGen.start(o.threads);
     const ctx: Ctx = {
       opts: o,

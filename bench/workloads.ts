@@ -8,11 +8,11 @@ import { Histogram } from './loadgen/histogram.js';
 import type { LoadGen } from './loadgen/pool.js';
 import { shares } from './loadgen/pool.js';
 import { errName, nowMs } from './loadgen/session.js';
-import type { ConnectResult, KeySpace, OpMix, PhaseResult, PhaseSpec, StormResult, WatchArmResult, WatchCollectResult, WatchFireResult } from './loadgen/types.js';
+import type { Address, ConnectResult, KeySpace, OpMix, PhaseResult, PhaseSpec, StormResult, WatchArmResult, WatchCollectResult, WatchFireResult } from './loadgen/types.js';
 import type { Options, WorkloadName } from './options.js';
 import { fmtRate, type ProgressDisplay } from './progress.js';
 import { knee, mergeCounts, mergePhase, type Metric, round3, skippedStep, type StepResult, sumCounts, type WorkloadRun } from './results.js';
-import { allProcessesCpu, listenOverflows, mntr, procSample, systemCpu, type Target } from './target.js';
+import { allProcessesCpu, listenOverflows, mntr, procSample, type RestartInfo, systemCpu, type Target, timeStartups } from './target.js';
 
 export interface Ctx {
   opts: Options;
@@ -95,6 +95,14 @@ async function deleteNodes(t: Target, paths: string[]): Promise<string[]> {
   return problems;
 }
 
+/** Where the load generator's sessions go: the TCP addresses, or the WebSocket endpoint (--transport ws). */
+function loadAddrs(ctx: Ctx, t: Target): Address[] {
+  if (ctx.opts.transport !== 'ws') return t.addresses;
+  if (t.wsAddresses !== undefined) return t.wsAddresses;
+  if (ctx.opts.wsPort !== undefined) return t.addresses.map((a) => ({ host: a.host, port: ctx.opts.wsPort!, transport: 'ws' as const }));
+  throw new Error(`${t.label} has no WebSocket endpoint (--transport ws needs --ws-port for a server the bench did not start)`);
+}
+
 async function withSessions<T>(ctx: Ctx, t: Target, count: number, run: WorkloadRun | null, fn: () => Promise<T>): Promise<T> {
   const n = ctx.lg.size;
   const per = shares(count, n);
@@ -105,7 +113,7 @@ async function withSessions<T>(ctx: Ctx, t: Target, count: number, run: Workload
     return b;
   });
   const res = await ctx.lg.all<ConnectResult>('connect', (i) => ({
-    targets: t.addresses,
+    targets: loadAddrs(ctx, t),
     count: per[i],
     baseIndex: bases[i],
     sessionTimeoutMs: SESSION_TIMEOUT_MS,
@@ -354,7 +362,7 @@ async function watchOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number): P
     const lastH = new Histogram();
     const armErrors: Record<string, number> = {};
     await withSessions(ctx, t, o.watchers, run, async () => {
-      await ctx.lg.one(0, 'connectWriter', { target: t.addresses[0], sessionTimeoutMs: SESSION_TIMEOUT_MS, connectTimeoutMs: 15_000 });
+      await ctx.lg.one(0, 'connectWriter', { target: loadAddrs(ctx, t)[0], sessionTimeoutMs: SESSION_TIMEOUT_MS, connectTimeoutMs: 15_000 });
       ctx.progress.begin(`${t.id} watch r${round}: ${o.watchers} watchers x ${o.watchRounds} setData`);
       for (let r = 0; r < o.watchRounds; r++) {
         const armed = await ctx.lg.all<WatchArmResult>('watchArm', () => ({ path }));
@@ -432,7 +440,7 @@ async function stormOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number): P
       const res = await ctx.lg.all<StormResult>('storm', (i) => {
         const b = base;
         base += per[i];
-        return { targets: t.addresses, count: per[i], baseIndex: b, sessionTimeoutMs: SESSION_TIMEOUT_MS, connectTimeoutMs: 15_000, startAt };
+        return { targets: loadAddrs(ctx, t), count: per[i], baseIndex: b, sessionTimeoutMs: SESSION_TIMEOUT_MS, connectTimeoutMs: 15_000, startAt };
       });
       const h = new Histogram();
       const errors: Record<string, number> = {};
@@ -551,10 +559,27 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
     const phases: Record<string, StepResult> = {};
     run.phases = phases;
     let afterCreate: Awaited<ReturnType<typeof mem>> | null = null;
+    const seq = { valueSize: o.valueSize, depth: o.depth, sessions: o.sessions, mode: 'sequence' as const };
+    // Snapshots the server logs meanwhile (Corral child), and a getData probe session on
+    // this thread: one request outstanding, its latency recorded with its send time.
+    const snaps: SnapshotLine[] = [];
+    const onLog = (line: string) => {
+      const sn = parseSnapshotLine(line);
+      if (sn !== null) snaps.push(sn);
+    };
+    t.logListeners?.add(onLog);
+    let probe: Probe | null = null;
     await withSessions(ctx, t, o.sessions, run, async () => {
-      const seq = { valueSize: o.valueSize, depth: o.depth, sessions: o.sessions, mode: 'sequence' as const };
       phases['create dirs'] = await step(ctx, t, { ...seq, label: `large-tree r${round} create ${dirs.count} dirs`, keys: dirs, valueSize: 0, sequence: { op: 'create' } });
-      phases['create'] = await step(ctx, t, { ...seq, label: `large-tree r${round} create ${o.keys} znodes`, keys: leaves, sequence: { op: 'create' } });
+      probe = await Probe.start(t, root);
+      try {
+        phases['create'] = await step(ctx, t, { ...seq, label: `large-tree r${round} create ${o.keys} znodes`, keys: leaves, sequence: { op: 'create' } });
+        // A snapshot started near the end of the creates (of the whole tree, on an otherwise
+        // idle server) may still be running: keep probing a little.
+        await sleep(Math.min(5000, 1000 + o.keys / 250));
+      } finally {
+        await probe.stop();
+      }
       await sleep(500); // let the server settle before reading its memory
       afterCreate = await mem();
       phases['getData'] = await step(ctx, t, {
@@ -568,6 +593,21 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
         warmupMs: o.warmup * 1000,
         durationMs: o.duration * 1000,
       });
+    });
+    t.logListeners?.delete(onLog);
+    // Restart on the same dataDir (Corral child only): SIGTERM, spawn, time to `ruok`.
+    let restart: RestartInfo | null = null;
+    let afterRestart: Awaited<ReturnType<typeof mem>> | null = null;
+    if (t.restart !== undefined) {
+      ctx.progress.log(`${t.id} large-tree: SIGTERM and restart on the same dataDir (${o.keys} znodes)`);
+      restart = await t.restart();
+      await sleep(500);
+      afterRestart = await mem();
+      ctx.progress.log(
+        `${t.id} large-tree: stopped in ${restart.stopMs} ms; spawn to ruok ${restart.spawnToReadyMs} ms; recovery ${restart.recoveryMs ?? '?'} ms + digest ${restart.digestMs ?? '?'} ms (${restart.znodes ?? '?'} znodes, ${restart.replayed ?? '?'} txns replayed); anon RSS ${afterRestart.anonMB ?? '?'} MB`,
+      );
+    } else run.notes.push('restart / recovery not measured: the bench did not start this server');
+    await withSessions(ctx, t, o.sessions, run, async () => {
       phases['delete'] = await step(ctx, t, { ...seq, label: `large-tree r${round} delete ${o.keys} znodes`, keys: leaves, valueSize: 0, sequence: { op: 'delete' } });
       phases['delete dirs'] = await step(ctx, t, { ...seq, label: `large-tree r${round} delete dirs`, keys: dirs, valueSize: 0, sequence: { op: 'delete' } });
     });
@@ -576,7 +616,18 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
     const afterDelete = await mem();
     run.phases = phases;
     const ac = afterCreate as Awaited<ReturnType<typeof mem>> | null;
-    run.extra = { znodes: o.keys, fanout: FANOUT, valueSize: o.valueSize, memory: { before, afterCreate: ac, afterDelete } };
+    const pr = (probe as Probe | null)?.summary(snaps) ?? null;
+    const biggest = snaps.reduce<SnapshotLine | null>((a, b) => (a === null || b.znodes > a.znodes ? b : a), null);
+    run.extra = {
+      znodes: o.keys,
+      fanout: FANOUT,
+      valueSize: o.valueSize,
+      memory: { before, afterCreate: ac, afterRestart, afterDelete },
+      snapshots: snaps,
+      probe: pr,
+      restart,
+    };
+    if (t.logListeners !== undefined && snaps.length === 0) run.notes.push('no snapshot was logged during the create phase (snapCount larger than the keys?)');
     const c = phases['create'];
     run.metrics = {
       'create rate': metric(c.throughput, 'ops/s', 'higher'),
@@ -587,12 +638,158 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
       'getData throughput': metric(phases['getData'].throughput, 'ops/s', 'higher'),
       'getData p99': metric(phases['getData'].latency.p99, 'ms', 'lower'),
       'delete rate': metric(phases['delete'].throughput, 'ops/s', 'higher'),
+      'snapshot duration (largest)': metric(biggest?.durationMs, 'ms', 'lower'),
+      'snapshot znodes (largest)': metric(biggest?.znodes, 'count', 'higher'),
+      'snapshot longest slice (worst)': metric(snaps.length > 0 ? Math.max(...snaps.map((x) => x.sliceMs)) : null, 'ms', 'lower'),
+      'probe max during snapshots': metric(pr?.maxDuringSnapshotsMs, 'ms', 'lower'),
+      'probe max outside snapshots': metric(pr?.maxOutsideMs, 'ms', 'lower'),
+      'probe p99 outside snapshots': metric(pr?.p99OutsideMs, 'ms', 'lower'),
+      'restart: recovery (server log)': metric(restart?.recoveryMs, 'ms', 'lower'),
+      'restart: digest after recovery (server log)': metric(restart?.digestMs, 'ms', 'lower'),
+      'restart: spawn to ruok': metric(restart?.spawnToReadyMs, 'ms', 'lower'),
+      'restart: SIGTERM to exit': metric(restart?.stopMs, 'ms', 'lower'),
+      'anon RSS after restart': metric(afterRestart?.anonMB, 'MB', 'lower'),
       'errors': metric(Object.values(phases).reduce((a, s) => a + s.errors + sumCounts(s.warmupErrors), 0), 'count', 'lower'),
     };
+    if (snaps.length > 0)
+      ctx.progress.log(
+        `${t.id} large-tree: ${snaps.length} snapshot(s): ${snaps.map((x, k) => `${x.znodes} znodes in ${x.durationMs} ms (slice ${x.sliceMs} ms, probe max ${pr?.perSnapshot[k]?.maxMs ?? '-'} ms of ${pr?.perSnapshot[k]?.probes ?? 0})`).join(', ')}; probe max ${pr?.maxDuringSnapshotsMs ?? '?'} ms during, ${pr?.maxOutsideMs ?? '?'} ms outside (p99 ${pr?.p99OutsideMs ?? '?'})`,
+      );
     ctx.progress.log(
       `${t.id} large-tree: RSS ${before.rssMB ?? '?'} -> ${ac?.rssMB ?? '?'} -> ${afterDelete.rssMB ?? '?'} MB (anon ${before.anonMB ?? '?'} -> ${ac?.anonMB ?? '?'} -> ${afterDelete.anonMB ?? '?'}); znodes (mntr) ${before.znodes ?? '?'} -> ${ac?.znodes ?? '?'}`,
     );
   }
+}
+
+/** `snapshot <id> at zxid 0x..: N znodes, S sessions, B bytes in D ms (longest slice X ms)`, with the time it was logged. */
+export interface SnapshotLine {
+  znodes: number;
+  bytes: number;
+  durationMs: number;
+  sliceMs: number;
+  /** nowMs() when the line arrived: the snapshot ran over [loggedAt - durationMs, loggedAt]. */
+  loggedAt: number;
+}
+
+export function parseSnapshotLine(line: string, at = nowMs()): SnapshotLine | null {
+  const m = /snapshot \S+ at zxid \S+: (\d+) znodes, \d+ sessions, (\d+) bytes in (\d+) ms \(longest slice ([\d.]+) ms\)/.exec(line);
+  if (m === null) return null;
+  return { znodes: Number(m[1]), bytes: Number(m[2]), durationMs: Number(m[3]), sliceMs: Number(m[4]), loggedAt: at };
+}
+
+/** A getData loop on one raw session (one request outstanding), on the coordinator thread. */
+class Probe {
+  private samples: number[] = []; // pairs: send time, latency (ms)
+  private stopping = false;
+  private loop: Promise<void>;
+  private error: Error | null = null;
+
+  private constructor(
+    private c: RawClient,
+    path: string,
+  ) {
+    this.loop = (async () => {
+      while (!this.stopping) {
+        const t0 = nowMs();
+        const r = await this.c.getData(path);
+        const t1 = nowMs();
+        this.samples.push(t0, t1 - t0);
+        if (r.err !== 0) throw new Error(`probe getData ${path}: ${errName(r.err)}`);
+        await sleep(1);
+      }
+    })().catch((e: Error) => {
+      this.error = e;
+    });
+  }
+
+  static async start(t: Target, path: string): Promise<Probe> {
+    const a = t.addresses[0];
+    return new Probe(await RawClient.connect(a.host, a.port), path);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    try {
+      await this.loop;
+    } finally {
+      this.c.close();
+    }
+    if (this.error !== null) throw this.error;
+  }
+
+  /** Worst probe latency overlapping a snapshot's run, and the figures outside them. */
+  summary(snaps: SnapshotLine[]): {
+    probes: number;
+    maxDuringSnapshotsMs: number | null;
+    probesDuringSnapshots: number;
+    maxOutsideMs: number | null;
+    p99OutsideMs: number | null;
+    /** Per snapshot (same order as the snapshots): probes overlapping it and their worst latency. */
+    perSnapshot: { znodes: number; probes: number; maxMs: number | null }[];
+  } {
+    const perSnapshot = snaps.map((s) => ({ znodes: s.znodes, probes: 0, maxMs: null as number | null }));
+    let during = 0;
+    let maxDuring: number | null = null;
+    const outside = new Histogram();
+    let maxOutside: number | null = null;
+    for (let i = 0; i < this.samples.length; i += 2) {
+      const t0 = this.samples[i];
+      const lat = this.samples[i + 1];
+      let overlaps = false;
+      snaps.forEach((s, k) => {
+        if (t0 <= s.loggedAt && t0 + lat >= s.loggedAt - s.durationMs) {
+          overlaps = true;
+          perSnapshot[k].probes++;
+          perSnapshot[k].maxMs = round3(Math.max(perSnapshot[k].maxMs ?? 0, lat));
+        }
+      });
+      if (overlaps) {
+        during++;
+        maxDuring = Math.max(maxDuring ?? 0, lat);
+      } else {
+        outside.recordMs(lat);
+        maxOutside = Math.max(maxOutside ?? 0, lat);
+      }
+    }
+    const r = (x: number | null) => (x === null ? null : round3(x));
+    return {
+      probes: this.samples.length / 2,
+      maxDuringSnapshotsMs: r(maxDuring),
+      probesDuringSnapshots: during,
+      maxOutsideMs: r(maxOutside),
+      p99OutsideMs: outside.n > 0 ? r(outside.quantileUs(0.99) / 1000) : null,
+      perSnapshot,
+    };
+  }
+}
+
+// --- start to serving ---------------------------------------------------------------------
+
+async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Promise<WorkloadRun[]> {
+  const o = ctx.opts;
+  const runs: WorkloadRun[] = [];
+  for (const t of targets) {
+    const run = newRun('startup', t, round);
+    runs.push(run);
+    if (t.kind !== 'corral-child') {
+      run.notes.push('start to serving not measured: the bench did not start this server (time its launch script instead)');
+      continue;
+    }
+    await guard(ctx, run, async () => {
+      ctx.progress.log(`${t.id} startup: ${o.startups} starts on an empty dataDir`);
+      const ms = await timeStartups(o.startups, o.forceSync, o.corralCfg.join('\n'));
+      const sorted = [...ms].sort((a, b) => a - b);
+      const median = sorted[Math.floor(sorted.length / 2)];
+      run.extra = { startToReadyMs: ms };
+      run.metrics = {
+        'spawn to ruok, median': metric(median, 'ms', 'lower'),
+        'spawn to ruok, min': metric(sorted[0], 'ms', 'lower'),
+        'spawn to ruok, max': metric(sorted[sorted.length - 1], 'ms', 'lower'),
+      };
+      ctx.progress.log(`${t.id} startup: spawn to ruok ${ms.join(', ')} ms (median ${median})`);
+    });
+  }
+  return runs;
 }
 
 // --- whole-target warmup -----------------------------------------------------------------
@@ -642,6 +839,8 @@ export async function runWorkload(ctx: Ctx, name: WorkloadName, targets: Target[
       return largeValuesWorkload(ctx, targets, round);
     case 'large-tree':
       return largeTreeWorkload(ctx, targets, round);
+    case 'startup':
+      return startupWorkload(ctx, targets, round);
   }
 }
 
@@ -654,7 +853,8 @@ export const WORKLOAD_DESCRIPTIONS: Record<WorkloadName, string> = {
   watch: 'N sessions watch one znode (exists + watch); time from setData to each notification',
   storm: 'N sessions connect at once; time until all are connected, then closeSession for all',
   'large-values': 'setData / getData of large values (closed loop, few sessions)',
-  'large-tree': 'create N znodes (2 levels, 1000 per parent), server memory, getData over them, delete',
+  'large-tree': 'create N znodes (2 levels, 1000 per parent), server memory, snapshot during the create (probed), getData over them, restart on the dataDir (recovery), delete',
+  startup: 'start Corral N times on an empty dataDir: spawn to ruok answered imok',
 };
 
 /** Removes this run's znodes from a server the bench does not own. */

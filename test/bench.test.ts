@@ -10,6 +10,8 @@ import { nowMs } from '../bench/loadgen/session.js';
 import type { ConnectResult, KeySpace, PhaseResult, PhaseSpec } from '../bench/loadgen/types.js';
 import { type BenchFile, renderHtml, renderText } from '../bench/report.js';
 import { knee, mergePhase, type StepResult, summarise } from '../bench/results.js';
+import { parseSnapshotLine } from '../bench/workloads.js';
+import { parseArgs } from '../bench/options.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 let ts: TestServer;
@@ -123,7 +125,75 @@ describe('bench load generator', () => {
   });
 });
 
+describe('bench load generator over WebSocket (--transport ws)', () => {
+  let wts: TestServer;
+  let wlg: LoadGen;
+  const WKEYS: KeySpace = { kind: 'flat', prefix: '/wsbench/k', count: 20, pad: 2 };
+
+  beforeAll(async () => {
+    wts = await startServer('wsPort=0');
+    const c = await RawClient.connect('127.0.0.1', wts.port);
+    expect((await c.create('/wsbench')).err).toBe(0);
+    expect((await c.create('/wsbench/churn')).err).toBe(0);
+    c.close();
+    wlg = LoadGen.start(1, { inline: true });
+    const [r] = await wlg.all<ConnectResult>('connect', () => ({
+      targets: [{ host: '127.0.0.1', port: wts.wsPort!, transport: 'ws' as const }],
+      count: 3,
+      baseIndex: 0,
+      sessionTimeoutMs: 30_000,
+      connectTimeoutMs: 5000,
+    }));
+    expect(r.errors).toEqual({});
+    expect(r.connected).toBe(3);
+  });
+
+  afterAll(async () => {
+    await wlg?.close();
+    await wts?.stop();
+  });
+
+  async function wphase(p: Partial<PhaseSpec>, label: string): Promise<StepResult> {
+    const s = spec({ keys: WKEYS, churnPrefix: '/wsbench/churn/e-', ...p });
+    const parts = await wlg.all<PhaseResult>('phase', () => s);
+    return mergePhase(label, s.mode, parts, { sessions: 3, depth: s.depth, durationS: s.durationMs / 1000, offeredRate: s.mode === 'open' ? s.rate : undefined });
+  }
+
+  it('creates, reads, writes and churns with pipelined protobuf frames, every reply matched', async () => {
+    const setup = await wphase({ mode: 'sequence', sequence: { op: 'create', from: 0, to: WKEYS.count } }, 'setup');
+    expect(setup.errors).toBe(0);
+    expect(setup.perOp.create.count).toBe(WKEYS.count);
+    const mix = await wphase({ mode: 'closed', durationMs: 500, mix: { get: 0.5, set: 0.5 } }, 'mix');
+    expect(mix.errors).toBe(0);
+    expect(mix.errorsByType).toEqual({});
+    expect(mix.replies).toBe(mix.requests);
+    expect(mix.perOp.getData.count).toBeGreaterThan(0);
+    expect(mix.perOp.setData.count).toBeGreaterThan(0);
+    expectOrdered(mix);
+    const churn = await wphase({ mode: 'closed', durationMs: 300, mix: { churn: 1 }, depth: 2 }, 'churn');
+    expect(churn.errors).toBe(0);
+    expect(churn.perOp.delete.count).toBeGreaterThan(0);
+    const open = await wphase({ mode: 'open', rate: 1000, durationMs: 300, mix: { get: 1 } }, 'open');
+    expect(open.errors).toBe(0);
+    expect(open.replies).toBe(open.requests);
+    // Errors come back as errors: NONODE for keys that do not exist.
+    const missing = await wphase({ mode: 'closed', durationMs: 200, keys: { kind: 'flat', prefix: '/wsbench/none', count: 3, pad: 1 } }, 'missing');
+    expect(missing.replies).toBeGreaterThan(0);
+    expect(missing.errorsByType).toEqual({ 'getData:NONODE': missing.replies });
+  });
+});
+
 describe('bench arithmetic and reports', () => {
+  it('parses the flags of the new workloads and the snapshot log line', () => {
+    expect(parseArgs(['--transport', 'ws']).transport).toBe('ws');
+    expect(() => parseArgs(['--transport', 'udp'])).toThrow();
+    expect(() => parseArgs(['--transport', 'ws', '--target', '127.0.0.1:2181'])).toThrow(/--ws-port/);
+    expect(parseArgs(['--workloads', 'startup', '--startups', '3']).startups).toBe(3);
+    const sn = parseSnapshotLine('2026-11-22 [INFO] snapshot 5 at zxid 0x1e8a3: 500123 znodes, 2 sessions, 61234567 bytes in 1234 ms (longest slice 12.5 ms)', 1000);
+    expect(sn).toEqual({ znodes: 500123, bytes: 61234567, durationMs: 1234, sliceMs: 12.5, loggedAt: 1000 });
+    expect(parseSnapshotLine('recovered zxid 0x10: 3 znodes')).toBeNull();
+  });
+
   it('histogram quantiles are within a percent and ordered', () => {
     const h = new Histogram();
     for (let us = 1; us <= 100_000; us++) h.recordUs(us);

@@ -118,7 +118,7 @@ export class Engine {
     await Promise.all(
       Array.from({ length: a.count }, (_, i) => {
         const addr = a.targets[(a.baseIndex + i) % a.targets.length];
-        return Session.connect(addr.host, addr.port, a.baseIndex + i, { sessionTimeoutMs: a.sessionTimeoutMs, connectTimeoutMs: a.connectTimeoutMs }).then(
+        return Session.connectTo(addr, a.baseIndex + i, { sessionTimeoutMs: a.sessionTimeoutMs, connectTimeoutMs: a.connectTimeoutMs }).then(
           (s) => {
             const t = nowMs();
             hist.recordMs(t - t0);
@@ -142,7 +142,7 @@ export class Engine {
   }
 
   async connectWriter(a: { target: Address; sessionTimeoutMs: number; connectTimeoutMs: number }): Promise<void> {
-    this.writer = await Session.connect(a.target.host, a.target.port, -1, a);
+    this.writer = await Session.connectTo(a.target, -1, a);
   }
 
   async disconnect(): Promise<{ closed: number }> {

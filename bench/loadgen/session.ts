@@ -11,6 +11,8 @@
 //    sequential create returns; notification paths).
 
 import { connect as netConnect, type Socket } from 'node:net';
+import WebSocket from 'ws';
+import type { Address } from './types.js';
 
 /** Request kinds the load generator sends (internal numbering). */
 export const Kind = {
@@ -22,12 +24,14 @@ export const Kind = {
   create: 6,
   close: 7,
   getWatch: 8,
+  /** WebSocket transport only: a ping is an ordinary request with an id and a response. */
+  ping: 9,
 } as const;
 
 /** Name under which each kind's latency and errors are reported. */
-export const KIND_NAME: readonly string[] = ['?', 'getData', 'setData', 'create', 'delete', 'exists', 'create', 'closeSession', 'getData'];
+export const KIND_NAME: readonly string[] = ['?', 'getData', 'setData', 'create', 'delete', 'exists', 'create', 'closeSession', 'getData', 'ping'];
 
-const OP_OF: readonly number[] = [0, 4, 5, 1, 2, 3, 1, -11, 4];
+const OP_OF: readonly number[] = [0, 4, 5, 1, 2, 3, 1, -11, 4, 11];
 
 /** KeeperException codes by number, for error reports. */
 export const ERR_NAME: Record<number, string> = {
@@ -206,10 +210,99 @@ export class Session {
   private handshaking = true;
   private closeWaiter: (() => void) | null = null;
 
+  /** The TCP socket (jute), or null on the WebSocket transport. */
+  readonly sock: Socket | null;
+  /** The WebSocket (protobuf, corral.v1), or null on TCP. */
+  readonly ws: WebSocket | null;
+
   private constructor(
-    readonly sock: Socket,
+    conn: Socket | WebSocket,
     readonly index: number,
-  ) {}
+  ) {
+    if (conn instanceof WebSocket) {
+      this.ws = conn;
+      this.sock = null;
+    } else {
+      this.ws = null;
+      this.sock = conn;
+    }
+  }
+
+  /** Connects over the address's transport (TCP jute unless `transport: 'ws'`). */
+  static connectTo(a: Address, index: number, o: SessionOptions): Promise<Session> {
+    return a.transport === 'ws' ? Session.connectWs(a.host, a.port, index, o) : Session.connect(a.host, a.port, index, o);
+  }
+
+  /** Drops the connection at once (no close handshake). */
+  private cut(): void {
+    if (this.ws !== null) this.ws.terminate();
+    else this.sock!.destroy();
+  }
+
+  private get connGone(): boolean {
+    return this.ws !== null ? this.ws.readyState !== WebSocket.OPEN : this.sock!.destroyed;
+  }
+
+  /**
+   * WebSocket connect + ConnectRequest/ConnectResponse in protobuf (proto/corral.proto).
+   * Rejects with ConnectError like connect().
+   */
+  static connectWs(host: string, port: number, index: number, o: SessionOptions): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`ws://${host.includes(':') ? `[${host}]` : host}:${port}/`, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+      const s = new Session(ws, index);
+      let settled = false;
+      const fail = (code: string, msg: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.terminate();
+        reject(new ConnectError(code, msg));
+      };
+      const timer = setTimeout(() => fail('timeout', `no ConnectResponse from ws://${host}:${port} within ${o.connectTimeoutMs} ms`), o.connectTimeoutMs);
+      ws.on('error', (e: NodeJS.ErrnoException) => {
+        s.closeReason ??= e.code ?? e.message;
+        fail(e.code ?? 'error', e.message);
+      });
+      ws.on('close', (code: number) => {
+        s.closeReason ??= `closed by peer (${code})`;
+        const wasOpen = s.open;
+        s.open = false;
+        if (!settled) fail('closed', `WebSocket to ${host}:${port} closed during the handshake (${code})`);
+        const w = s.closeWaiter;
+        s.closeWaiter = null;
+        w?.();
+        if (wasOpen) s.onClosed(s);
+      });
+      ws.on('open', () => {
+        // Frames{frames: [Frame{connect: ConnectRequest{timeout_ms}}]}
+        const cr = Buffer.allocUnsafe(16);
+        let n = 0;
+        cr[n++] = 0x10;
+        n = pbVarint(cr, n, o.sessionTimeoutMs);
+        ws.send(pbEntry(0x0a, cr.subarray(0, n)));
+      });
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary) {
+          s.fail('text message from the server');
+          return;
+        }
+        s.parsePb(data);
+        if (s.handshaking) return;
+        if (!settled) {
+          settled = true;
+          clearTimeout(timer);
+          if (s.timeoutMs <= 0) {
+            ws.terminate();
+            reject(new ConnectError('refused', `ws://${host}:${port} refused the session (timeout 0 in ConnectResponse)`));
+          } else {
+            s.open = true;
+            resolve(s);
+          }
+        }
+      });
+    });
+  }
 
   /** TCP connect + handshake. Rejects with ConnectError (code: errno, 'timeout', 'refused', 'closed'). */
   static connect(host: string, port: number, index: number, o: SessionOptions): Promise<Session> {
@@ -297,6 +390,12 @@ export class Session {
     if (!this.open) throw new Error('session is closed');
     const xid = this.nextXid;
     this.nextXid = xid >= 0x7ffffff0 ? 1 : xid + 1;
+    if (this.ws !== null) {
+      this.sendPb(xid, kind, path, data);
+      this.fifo.push(xid, kind, t, null);
+      markDirty(this);
+      return;
+    }
     const dlen = data === null ? 0 : data.length;
     this.ensure(64 + path.length + dlen + OPEN_ACL.length);
     const b = this.out;
@@ -339,6 +438,11 @@ export class Session {
   /** A ping (xid -2); its reply is not matched against the FIFO. */
   ping(): void {
     if (!this.open) return;
+    if (this.ws !== null) {
+      // An ordinary request on this transport: answered in order, so it goes through the FIFO.
+      this.send(Kind.ping, EMPTY, null, nowMs());
+      return;
+    }
     this.ensure(12);
     let p = this.out.writeInt32BE(8, this.pos);
     p = this.out.writeInt32BE(-2, p);
@@ -348,10 +452,12 @@ export class Session {
 
   flush(): void {
     if (this.pos === 0) return;
-    if (this.open && !this.sock.destroyed) {
+    if (this.open && !this.connGone) {
       const b = Buffer.allocUnsafe(this.pos);
       this.out.copy(b, 0, 0, this.pos);
-      this.sock.write(b);
+      // One binary message per turn: the concatenated `frames` entries are one Frames message.
+      if (this.ws !== null) this.ws.send(b, { binary: true });
+      else this.sock!.write(b);
       this.lastSend = nowMs();
     }
     this.pos = 0;
@@ -440,13 +546,13 @@ export class Session {
   /** A protocol violation: closes the connection; the driver counts what was in flight. */
   fail(reason: string): void {
     this.closeReason = `protocol: ${reason}`;
-    this.sock.destroy();
+    this.cut();
   }
 
   /** Sends closeSession and waits for its reply (or the close), then closes the socket. */
   close(timeoutMs = 3000): Promise<void> {
     if (!this.open) {
-      this.sock.destroy();
+      this.cut();
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
@@ -456,7 +562,7 @@ export class Session {
         clearTimeout(t);
         self.closeReason ??= 'closed by load generator';
         self.open = false;
-        self.sock.destroy();
+        self.cut();
         resolve();
       }
       this.closeWaiter = done;
@@ -467,6 +573,330 @@ export class Session {
   destroy(): void {
     this.closeReason ??= 'destroyed by load generator';
     this.open = false;
-    this.sock.destroy();
+    this.cut();
   }
+
+  // --- WebSocket transport: protobuf (corral.v1), encoded and decoded by hand ----------
+
+  /** Appends one `frames` entry holding Frame{request: Request{id, <op>}} to the output. */
+  private sendPb(id: number, kind: number, path: Buffer, data: Buffer | null): void {
+    const dlen = data === null ? 0 : data.length;
+    const pathF = path.length > 0 ? 1 + vlen(path.length) + path.length : 0;
+    const dataF = dlen > 0 ? 1 + vlen(dlen) + dlen : 0;
+    let opField: number;
+    let opLen: number;
+    switch (kind) {
+      case Kind.get:
+      case Kind.getWatch:
+      case Kind.existsWatch:
+        opField = kind === Kind.existsWatch ? 15 : 16;
+        opLen = pathF + (kind === Kind.get ? 0 : 2);
+        break;
+      case Kind.set:
+        opField = 17;
+        opLen = pathF + dataF + 11;
+        break;
+      case Kind.create:
+      case Kind.createEphSeq:
+        opField = 10;
+        opLen = pathF + dataF + PB_ACL.length + (kind === Kind.createEphSeq ? 2 : 0);
+        break;
+      case Kind.delete:
+        opField = 14;
+        opLen = pathF + 11;
+        break;
+      case Kind.close:
+        opField = 34;
+        opLen = 0;
+        break;
+      case Kind.ping:
+        opField = 33;
+        opLen = 0;
+        break;
+      default:
+        throw new Error(`kind ${kind} has no WebSocket encoding`);
+    }
+    const opTag = (opField << 3) | 2;
+    const reqLen = 1 + vlen(id) + vlen(opTag) + vlen(opLen) + opLen;
+    const frameLen = 1 + vlen(reqLen) + reqLen;
+    this.ensure(1 + vlen(frameLen) + frameLen);
+    const b = this.out;
+    let p = this.pos;
+    b[p++] = 0x0a; // Frames.frames
+    p = pbVarint(b, p, frameLen);
+    b[p++] = 0x1a; // Frame.request
+    p = pbVarint(b, p, reqLen);
+    b[p++] = 0x08; // Request.id
+    p = pbVarint(b, p, id);
+    p = pbVarint(b, p, opTag);
+    p = pbVarint(b, p, opLen);
+    if (pathF > 0) {
+      b[p++] = 0x0a;
+      p = pbVarint(b, p, path.length);
+      p += path.copy(b, p);
+    }
+    switch (kind) {
+      case Kind.getWatch:
+      case Kind.existsWatch:
+        b[p++] = 0x10;
+        b[p++] = 1;
+        break;
+      case Kind.set:
+      case Kind.create:
+      case Kind.createEphSeq:
+        if (dlen > 0) {
+          b[p++] = 0x12;
+          p = pbVarint(b, p, dlen);
+          p += data!.copy(b, p);
+        }
+        if (kind === Kind.set) {
+          b[p++] = 0x18; // version = -1
+          p += MINUS_ONE.copy(b, p);
+        } else {
+          p += PB_ACL.copy(b, p);
+          if (kind === Kind.createEphSeq) {
+            b[p++] = 0x20; // flags = 3, ephemeral sequential
+            b[p++] = 3;
+          }
+        }
+        break;
+      case Kind.delete:
+        b[p++] = 0x10; // version = -1
+        p += MINUS_ONE.copy(b, p);
+        break;
+    }
+    this.pos = p;
+  }
+
+  /** One binary message from the server: a Frames message. */
+  private parsePb(buf: Buffer): void {
+    const n = buf.length;
+    let pos = 0;
+    while (pos < n) {
+      const tag = buf[pos++];
+      if (tag !== 0x0a) {
+        pos = skipField(buf, pos, tag);
+        if (pos < 0) return this.fail(`undecodable Frames message (tag ${tag})`);
+        continue;
+      }
+      const [len, p1] = readVarint(buf, pos);
+      const end = p1 + len;
+      if (end > n) return this.fail('truncated frame');
+      pos = end;
+      if (!this.frame(buf, p1, end)) return;
+    }
+  }
+
+  /** One Frame; false once the connection has been failed. */
+  private frame(buf: Buffer, pos: number, end: number): boolean {
+    while (pos < end) {
+      const tag = buf[pos++];
+      if ((tag & 7) !== 2) {
+        pos = skipField(buf, pos, tag);
+        if (pos < 0) break;
+        continue;
+      }
+      const [len, p1] = readVarint(buf, pos);
+      const e = p1 + len;
+      pos = e;
+      switch (tag >> 3) {
+        case 2: {
+          // ConnectResponse {timeout_ms = 1, session_id = 2, ...}
+          let q = p1;
+          while (q < e) {
+            const t = buf[q++];
+            if (t === 0x08) {
+              const [v, q1] = readVarint(buf, q);
+              this.timeoutMs = v;
+              q = q1;
+            } else if (t === 0x12) {
+              const [l, q1] = readVarint(buf, q);
+              if (l === 8) this.sessionId = buf.readBigInt64BE(q1);
+              q = q1 + l;
+            } else q = skipField(buf, q, t);
+            if (q < 0) break;
+          }
+          this.handshaking = false;
+          break;
+        }
+        case 4:
+          if (!this.responsePb(buf, p1, e)) return false;
+          break;
+        case 5: {
+          // WatchEvent {type = 1, state = 2, path = 3, zxid = 4}
+          let q = p1;
+          let type = 0;
+          let path = '';
+          while (q < e) {
+            const t = buf[q++];
+            if (t === 0x08) {
+              const [v, q1] = readVarint(buf, q);
+              type = v;
+              q = q1;
+            } else if (t === 0x1a) {
+              const [l, q1] = readVarint(buf, q);
+              path = buf.toString('utf8', q1, q1 + l);
+              q = q1 + l;
+            } else q = skipField(buf, q, t);
+            if (q < 0) break;
+          }
+          const at = nowMs();
+          this.notifications++;
+          this.lastNotificationAt = at;
+          this.onNotification(this, type, path, at);
+          break;
+        }
+        case 6: {
+          let msg = '';
+          let q = p1;
+          while (q < e && q >= 0) {
+            const t = buf[q++];
+            if (t === 0x12) {
+              const [l, q1] = readVarint(buf, q);
+              msg = buf.toString('utf8', q1, q1 + l);
+              q = q1 + l;
+            } else q = skipField(buf, q, t);
+          }
+          this.fail(`server error frame: ${msg}`);
+          return false;
+        }
+        default:
+          break;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Response {id = 1, zxid = 2, err = 3 (sint32), path = 10 (PathResult {path = 1}), ...}.
+   * The handler gets the created path (the only reply body a workload reads) in jute's
+   * form, int32 length + bytes, as over TCP.
+   */
+  private responsePb(buf: Buffer, pos: number, end: number): boolean {
+    let id = 0;
+    let err = 0;
+    let pathStart = -1;
+    let pathLen = 0;
+    while (pos < end) {
+      const tag = buf[pos++];
+      if (tag === 0x08) {
+        const [v, p] = readVarint(buf, pos);
+        id = v;
+        pos = p;
+      } else if (tag === 0x18) {
+        const [v, p] = readVarint(buf, pos);
+        err = (v >>> 1) ^ -(v & 1);
+        pos = p;
+      } else if (tag === 0x52) {
+        const [l, p] = readVarint(buf, pos);
+        let q = p;
+        while (q < p + l) {
+          const t = buf[q++];
+          const [l2, q1] = readVarint(buf, q);
+          if (t === 0x0a) {
+            pathStart = q1;
+            pathLen = l2;
+          }
+          q = (t & 7) === 2 ? q1 + l2 : skipField(buf, q, t);
+          if (q < 0) break;
+        }
+        pos = p + l;
+      } else {
+        pos = skipField(buf, pos, tag);
+        if (pos < 0) break;
+      }
+    }
+    const f = this.fifo;
+    if (f.size === 0 || f.xid[f.head] >>> 0 !== id) {
+      this.fail(`response id ${id} does not match the oldest outstanding request (${f.size === 0 ? 'none' : f.xid[f.head]})`);
+      return false;
+    }
+    const h = f.head;
+    const kind = f.kind[h];
+    const t = f.t[h];
+    f.shift();
+    if (kind === Kind.close) {
+      const w = this.closeWaiter;
+      this.closeWaiter = null;
+      w?.();
+      return true;
+    }
+    if (kind === Kind.ping) return true;
+    if (pathStart >= 0) {
+      const body = Buffer.allocUnsafe(4 + pathLen);
+      body.writeInt32BE(pathLen, 0);
+      buf.copy(body, 4, pathStart, pathStart + pathLen);
+      this.onReply(this, kind, err, t, body, 0, body.length);
+    } else this.onReply(this, kind, err, t, EMPTY, 0, 0);
+    return true;
+  }
+}
+
+// --- protobuf helpers -------------------------------------------------------------
+
+const EMPTY = Buffer.alloc(0);
+/** int32 -1 as a protobuf varint (10 bytes: negative int32s are sign-extended to 64 bits). */
+const MINUS_ONE = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+/** CreateRequest.acl = [Acl{perms: 31, scheme: 'world', id: 'anyone'}]. */
+const PB_ACL = (() => {
+  const acl = Buffer.concat([Buffer.from([0x08, 31, 0x12, 5]), Buffer.from('world'), Buffer.from([0x1a, 6]), Buffer.from('anyone')]);
+  return Buffer.concat([Buffer.from([0x1a, acl.length]), acl]);
+})();
+
+function vlen(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
+
+/** Writes a non-negative integer (< 2^32) as a varint; returns the next position. */
+function pbVarint(b: Buffer, p: number, v: number): number {
+  while (v >= 0x80) {
+    b[p++] = (v & 0x7f) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  b[p++] = v;
+  return p;
+}
+
+/** Reads a varint of up to 64 bits as a number (exact below 2^53); [value, next position]. */
+function readVarint(b: Buffer, p: number): [number, number] {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[p++];
+    if (x === undefined) return [v, p];
+    v += (x & 0x7f) * mul;
+    if (x < 0x80) return [v, p];
+    mul *= 128;
+  }
+}
+
+/** Skips the value of a field whose tag was just read; -1 if the wire type is unknown. */
+function skipField(b: Buffer, p: number, tag: number): number {
+  switch (tag & 7) {
+    case 0:
+      return readVarint(b, p)[1];
+    case 1:
+      return p + 8;
+    case 2: {
+      const [l, q] = readVarint(b, p);
+      return q + l;
+    }
+    case 5:
+      return p + 4;
+    default:
+      return -1;
+  }
+}
+
+/** One length-delimited field `tag` around `body`. */
+function pbEntry(tag: number, body: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(1 + vlen(body.length) + body.length);
+  frame[0] = 0x0a; // Frame.connect
+  const p = pbVarint(frame, 1, body.length);
+  body.copy(frame, p);
+  const out = Buffer.allocUnsafe(1 + vlen(frame.length) + frame.length);
+  out[0] = tag; // Frames.frames
+  const q = pbVarint(out, 1, frame.length);
+  frame.copy(out, q);
+  return out;
 }

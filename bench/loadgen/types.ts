@@ -6,6 +6,8 @@ import type { HistogramData } from './histogram.js';
 export interface Address {
   host: string;
   port: number;
+  /** How the load generator talks to it: ZooKeeper's jute over TCP (default) or Corral's protobuf over WebSocket. */
+  transport?: 'tcp' | 'ws';
 }
 
 /**
