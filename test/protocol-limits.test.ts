@@ -172,7 +172,9 @@ describe('globalOutstandingLimit', () => {
       await c.closed;
     }
     await until(() => ts.server.connections.size === 0, 2000, 'connections to close');
-    await sleep(20);
+    // The last client's write may still be in its (30 ms) append: the count must drain to
+    // zero once it commits. A leaked count never would.
+    await until(() => ts.server.outstandingRequests === 0, 2000, 'outstanding requests to drain');
     expect(ts.server.outstandingRequests).toBe(0);
     // One request at a time: a leaked count would leave this client paused for good.
     const c = await client(ts);
