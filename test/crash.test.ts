@@ -138,7 +138,10 @@ class ServerProc {
     cfgPath: string,
     readonly port: number,
   ) {
-    this.proc = spawn(process.execPath, [MAIN, 'start', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(process.execPath, [MAIN, 'start', cfgPath], {
+      env: { ...process.env, CORRAL_RECOVERY_DIGEST: '1' }, // log the recovered tree's digest
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     live.add(this.proc);
     let buf = '';
     const onData = (d: Buffer) => {
