@@ -4,7 +4,7 @@ import { treeDigest } from '../storage/digest.js';
 import { Storage } from '../storage/storage.js';
 import type { Logger } from './log.js';
 import { CorralServer, type TxnLog } from './server.js';
-import { WsListener } from '../ws/listener.js';
+import type { WsListener } from '../ws/listener.js';
 
 // Wires a standalone server to its storage: recover the tree, serve, snapshot every
 // snapCount txns (randomised as ZooKeeper does, so an ensemble's members don't all
@@ -88,6 +88,8 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
   let ws: WsListener | undefined;
   if (config.wsPort !== undefined && (opts.listen ?? true)) {
     try {
+      // Loaded only when configured: uWS and protobufjs cost ~60 ms of start-up.
+      const { WsListener } = await import('../ws/listener.js');
       ws = await WsListener.start(server, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
     } catch (e) {
       await server.stop();

@@ -4,7 +4,7 @@ import type { CorralConfig } from '../../config/types.js';
 import type { Logger } from '../log.js';
 import { LISTEN_BACKLOG } from '../server.js';
 import type { ClientSocket } from '../connection.js';
-import { WsListener } from '../../ws/listener.js';
+import type { WsListener } from '../../ws/listener.js';
 import { BytePacker, type FromWorker, type InEvent, type ToWorker } from './messages.js';
 
 // serverThreads=2: this (main) thread owns the listener and every socket and does the
@@ -109,6 +109,7 @@ export async function startThreaded(config: CorralConfig, logger: Logger): Promi
   let ws: WsListener | undefined;
   if (config.wsPort !== undefined) {
     // (Its backpressure drops are logged and counted on the listener; mntr runs on the pipeline thread.)
+    const { WsListener } = await import('../../ws/listener.js'); // only when configured
     ws = await WsListener.start({ accept: register, log: logger }, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
     logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
   }
