@@ -1,10 +1,11 @@
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ConfigError, DEFAULT_ZOO_CFG, defaultConfig, loadConfig, parseZooCfg, readMyId,
 } from '../src/config/zoocfg.js';
+import { resolveQuorum, type QuorumPlan } from '../src/config/quorum.js';
 
 const parse = (text: string, baseDir?: string) => parseZooCfg(text, 'zoo.cfg', baseDir);
 const cfg = (text: string) => parse(`dataDir=/var/zk\n${text}`).config;
@@ -300,5 +301,219 @@ describe('readMyId', () => {
       expect(() => readMyId(dir)).toThrow(ConfigError);
       expect(() => readMyId(dir)).toThrow(/myid must be an integer, got "three"/);
     });
+  });
+});
+
+// Writes zoo.cfg (with dataDir=data next to it) and, when given, data/myid into a temp dir, then resolves.
+function quorumOf(text: string, myid?: string): { plan: QuorumPlan; file: string; dir: string } {
+  return withTempDir((dir) => {
+    const file = join(dir, 'zoo.cfg');
+    writeFileSync(file, `dataDir=data\n${text}\n`);
+    mkdirSync(join(dir, 'data'));
+    if (myid !== undefined) writeFileSync(join(dir, 'data', 'myid'), myid);
+    return { plan: resolveQuorum(loadConfig(file).config), file, dir };
+  });
+}
+const quorumErr = (text: string, myid?: string): string => {
+  try {
+    quorumOf(text, myid);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    const msg = (e as Error).message;
+    expect(msg).not.toContain('\n');
+    expect(msg).toMatch(/^\/.*\/zoo\.cfg: /); // names the config source
+    return msg;
+  }
+  throw new Error('expected a ConfigError');
+};
+const THREE = 'server.1=zk1:2888:3888\nserver.2=zk2:2888:3888\nserver.3=zk3:2888:3888';
+
+describe('resolveQuorum: standalone', () => {
+  it('runs standalone with no server lines, myid 1 without a myid file', () => {
+    const { plan } = quorumOf('clientPort=2190');
+    expect(plan).toEqual({
+      mode: 'standalone', myid: 1, participants: [], observers: [], client: { host: '0.0.0.0', port: 2190 }, warnings: [],
+    });
+    expect(plan.self).toBeUndefined();
+  });
+
+  it('takes myid from the file when present', () => {
+    expect(quorumOf('', '7\n').plan).toMatchObject({ mode: 'standalone', myid: 7 });
+  });
+
+  it('runs a single server line standalone, ignoring it with a warning', () => {
+    const { plan, file } = quorumOf('server.1=zk1:2888:3888');
+    expect(plan).toMatchObject({ mode: 'standalone', myid: 1, participants: [], observers: [] });
+    expect(plan.self).toBeUndefined();
+    expect(plan.warnings).toHaveLength(1);
+    expect(plan.warnings[0]).toMatch(new RegExp(`^${file}: only one server line \\(server\\.1\\).*standaloneEnabled=false`));
+  });
+
+  it('takes the client address from the single line when myid names it', () => {
+    expect(quorumOf('server.1=zk1:2888:3888;127.0.0.1:2300', '1').plan.client).toEqual({ host: '127.0.0.1', port: 2300 });
+    expect(quorumOf('server.1=zk1:2888:3888;2300', '2').plan.client).toEqual({ host: '0.0.0.0', port: 2181 });
+  });
+
+  it('warns that peerType=observer means nothing standalone', () => {
+    expect(quorumOf('peerType=observer').plan.warnings).toEqual([expect.stringMatching(/peerType=observer is ignored/)]);
+  });
+
+  it('still reads myid in standalone and rejects a bad one, naming the file', () => {
+    expect(quorumErr('', 'one')).toMatch(/data\/myid: myid must be an integer, got "one"/);
+  });
+
+  it('rejects standaloneEnabled=false without server lines', () => {
+    expect(quorumErr('standaloneEnabled=false')).toMatch(/standaloneEnabled=false needs at least one participant server\.N line/);
+  });
+});
+
+describe('resolveQuorum: quorum mode', () => {
+  it('resolves 3 participants and 1 observer from the observer\'s myid', () => {
+    const { plan } = quorumOf(`${THREE}\nserver.4=zk4:2888:3888:observer;2184\npeerType=observer`, '4\n');
+    expect(plan.mode).toBe('quorum');
+    expect(plan.myid).toBe(4);
+    expect(plan.self).toEqual({ id: 4, host: 'zk4', quorumPort: 2888, electionPort: 3888, role: 'observer', clientPort: 2184 });
+    expect(plan.participants.map((s) => s.id)).toEqual([1, 2, 3]);
+    expect(plan.observers.map((s) => s.id)).toEqual([4]);
+    expect(plan.client).toEqual({ host: '0.0.0.0', port: 2184 });
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('resolves a participant and sorts the voters by id', () => {
+    const { plan } = quorumOf('server.3=zk3:2888:3888\nserver.1=zk1:2888:3888\nserver.2=zk2:2888:3888', '2');
+    expect(plan).toMatchObject({ mode: 'quorum', myid: 2, self: { id: 2, host: 'zk2', role: 'participant' }, observers: [], warnings: [] });
+    expect(plan.participants.map((s) => s.id)).toEqual([1, 2, 3]);
+  });
+
+  it('runs a quorum of one with standaloneEnabled=false, warning no failure is tolerated', () => {
+    const { plan } = quorumOf('standaloneEnabled=false\nserver.5=zk5:2888:3888', '5');
+    expect(plan).toMatchObject({ mode: 'quorum', myid: 5, self: { id: 5 } });
+    expect(plan.participants.map((s) => s.id)).toEqual([5]);
+    expect(plan.warnings).toEqual([expect.stringMatching(/1 participant: no server failure will be tolerated/)]);
+  });
+
+  it('allows observers with a single participant when standaloneEnabled=false', () => {
+    const { plan } = quorumOf('standaloneEnabled=false\nserver.1=zk1:2888:3888\nserver.2=zk2:2888:3888:observer', '1');
+    expect(plan).toMatchObject({ mode: 'quorum', myid: 1 });
+    expect(plan.observers.map((s) => s.id)).toEqual([2]);
+  });
+
+  it('requires the myid file, naming its path and the ids', () => {
+    const msg = quorumErr(THREE);
+    expect(msg).toMatch(/myid file \/.*\/data\/myid, which is missing; write this server's id \(one of 1, 2, 3\) in it$/);
+  });
+
+  it('requires myid to be one of the server ids', () => {
+    expect(quorumErr(THREE, '9')).toMatch(/myid 9 \(from \/.*\/data\/myid\) is not one of the server ids 1, 2, 3; .*server\.9/);
+  });
+
+  it('lets the server line decide the role, warning on a peerType mismatch', () => {
+    const obs = quorumOf(`${THREE}\nserver.4=zk4:2888:3888:observer`, '4').plan;
+    expect(obs.self?.role).toBe('observer');
+    expect(obs.warnings).toEqual([expect.stringMatching(/peerType is not set .* server\.4 is an observer; using observer/)]);
+    const part = quorumOf(`${THREE}\npeerType=observer`, '1').plan;
+    expect(part.self?.role).toBe('participant');
+    expect(part.warnings).toEqual([expect.stringMatching(/peerType=observer but server\.1 is a participant; using participant/)]);
+  });
+
+  it('warns about 2 participants and about an even count', () => {
+    const two = quorumOf('server.1=zk1:2888:3888\nserver.2=zk2:2888:3888', '1').plan;
+    expect(two.mode).toBe('quorum');
+    expect(two.warnings).toEqual([expect.stringMatching(/2 participants: no server failure will be tolerated; use at least 3$/)]);
+    const four = quorumOf(`${THREE}\nserver.4=zk4:2888:3888`, '1').plan;
+    expect(four.warnings).toEqual([expect.stringMatching(/4 participants tolerate 1 failure, no more than 3 would; consider an odd number$/)]);
+    const six = quorumOf(`${THREE}\nserver.4=zk4:1:2\nserver.5=zk5:1:2\nserver.6=zk6:1:2`, '1').plan;
+    expect(six.warnings).toEqual([expect.stringMatching(/6 participants tolerate 2 failures, no more than 5 would/)]);
+    expect(quorumOf(`${THREE}\nserver.4=zk4:1:2\nserver.5=zk5:1:2`, '1').plan.warnings).toEqual([]);
+  });
+
+  it('rejects observers without any participant', () => {
+    expect(quorumErr('server.1=zk1:2888:3888:observer\nserver.2=zk2:2888:3888:observer', '1'))
+      .toMatch(/no participant among the server lines \(server\.1, server\.2 are all observers\) .*make at least one a participant$/);
+    expect(quorumErr('server.1=zk1:2888:3888:observer', '1')).toMatch(/\(server\.1 is an observer\)/);
+  });
+
+  it('rejects observers with a single participant when standaloneEnabled=true', () => {
+    expect(quorumErr('server.1=zk1:2888:3888\nserver.2=zk2:2888:3888:observer\nserver.3=zk3:2888:3888:observer', '1'))
+      .toMatch(/observers server\.2, server\.3 need a quorum/);
+    expect(quorumErr('server.1=zk1:2888:3888\nserver.2=zk2:2888:3888:observer', '1'))
+      .toMatch(/observer server\.2 needs a quorum but server\.1 is the only participant .*set standaloneEnabled=false or add participants$/);
+  });
+
+  it('requires initLimit and syncLimit >= 1 and tickTime > 0', () => {
+    withTempDir((dir) => {
+      writeFileSync(join(dir, 'myid'), '1');
+      const base = parseZooCfg(`dataDir=${dir}\n${THREE}`, 'zoo.cfg').config;
+      expect(resolveQuorum(base).mode).toBe('quorum');
+      for (const [key, re] of [
+        ['initLimit', /^zoo\.cfg: initLimit must be at least 1 tick in quorum mode, got 0/],
+        ['syncLimit', /^zoo\.cfg: syncLimit must be at least 1 tick in quorum mode, got 0/],
+        ['tickTime', /^zoo\.cfg: tickTime must be a positive number/],
+      ] as const) {
+        expect(() => resolveQuorum({ ...base, [key]: 0 })).toThrow(ConfigError);
+        expect(() => resolveQuorum({ ...base, [key]: 0 })).toThrow(re);
+      }
+      // initLimit/syncLimit only matter to a quorum.
+      expect(resolveQuorum({ ...base, servers: [], initLimit: 0, syncLimit: 0 }).mode).toBe('standalone');
+      expect(() => resolveQuorum({ ...base, servers: [], tickTime: 0 })).toThrow(/tickTime/);
+    });
+  });
+});
+
+describe('resolveQuorum: addresses', () => {
+  it('rejects a server whose quorumPort equals its electionPort', () => {
+    expect(quorumErr('server.1=zk1:2888:2888')).toMatch(/server\.1 uses port 2888 for both quorumPort and electionPort/);
+  });
+
+  it.each([
+    ['quorum/quorum', 'server.1=h:2888:3888\nserver.2=h:2888:3889', 'server.1 quorumPort and server.2 quorumPort are both h:2888'],
+    ['election/election', 'server.1=h:2888:3888\nserver.2=h:2889:3888', 'server.1 electionPort and server.2 electionPort are both h:3888'],
+    ['quorum/election', 'server.1=h:2888:3888\nserver.2=h:3888:3889', 'server.1 electionPort and server.2 quorumPort are both h:3888'],
+    ['election/quorum', 'server.1=h:2888:3888\nserver.2=h:2889:2888', 'server.1 quorumPort and server.2 electionPort are both h:2888'],
+    ['host case', 'server.1=ZK:2888:3888\nserver.2=zk:2888:3889', 'server.1 quorumPort and server.2 quorumPort are both ZK:2888'],
+    ['IPv6', 'server.1=[::1]:2888:3888\nserver.2=[::1]:2888:3889', 'both [::1]:2888'],
+    ['with an observer', 'server.1=h:2888:3888\nserver.2=h:2890:3890\nserver.3=h:2890:3891:observer', 'server.2 quorumPort and server.3 quorumPort'],
+  ])('rejects two servers sharing a host:port (%s), naming both', (_name, lines, expected) => {
+    const msg = quorumErr(lines, '1');
+    expect(msg).toContain(expected);
+    expect(msg).toMatch(/give each server its own host:port$/);
+  });
+
+  it('allows the same ports on different hosts', () => {
+    expect(quorumOf('server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\nserver.3=zk3:2888:3888', '1').plan.mode).toBe('quorum');
+  });
+
+  it('runs a local three-node ensemble on distinct ports', () => {
+    const lines = 'server.1=localhost:2888:3888;2181\nserver.2=localhost:2889:3889;2182\nserver.3=localhost:2890:3890;2183';
+    expect(quorumOf(lines, '2').plan.client).toEqual({ host: '0.0.0.0', port: 2182 });
+  });
+
+  it.each([
+    ['its own quorumPort', 'clientPort=2888', 'server.1=h1:2888:3888\nserver.2=h2:2888:3888\nserver.3=h3:2888:3888', /client port 2888 of this server \(server\.1\) is also its own quorumPort on h1; choose a different clientPort$/],
+    ['its own electionPort, from its line', '', 'server.1=h1:2888:3888;3888\nserver.2=h2:2888:3888\nserver.3=h3:2888:3888', /client port 3888 .* its own electionPort/],
+    ['another server on the same host', 'clientPort=2889', 'server.1=localhost:2888:3888\nserver.2=localhost:2889:3889\nserver.3=localhost:2890:3890', /client port 2889 of this server \(server\.1\) is also server\.2's quorumPort on localhost/],
+    ['another server on the client host', '', 'server.1=10.0.0.1:2888:3888;127.0.0.1:3890\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890', /server\.3's electionPort on 127\.0\.0\.1/],
+  ])('rejects a client port equal to %s', (_name, extra, lines, re) => {
+    expect(quorumErr(`${extra}\n${lines}`, '1')).toMatch(re);
+  });
+
+  it('allows a client port equal to a quorum port on another host', () => {
+    const { plan } = quorumOf('clientPort=2888\nserver.1=h1:2000:3000\nserver.2=h2:2888:3888\nserver.3=h3:2888:3888', '1');
+    expect(plan.client).toEqual({ host: '0.0.0.0', port: 2888 });
+  });
+
+  it('takes the client address from the server line, rejecting a clientPort that disagrees', () => {
+    expect(quorumOf(`${THREE.replace('3888\n', '3888;zk1:2200\n')}`, '1').plan.client).toEqual({ host: 'zk1', port: 2200 });
+    // Agreeing: same port with a wildcard clientPortAddress, or the same host and port.
+    expect(quorumOf(`clientPort=2200\n${THREE.replace('3888\n', '3888;zk1:2200\n')}`, '1').plan.client).toEqual({ host: 'zk1', port: 2200 });
+    expect(quorumOf(`clientPort=2200\nclientPortAddress=zk1\n${THREE.replace('3888\n', '3888;zk1:2200\n')}`, '1').plan.client)
+      .toEqual({ host: 'zk1', port: 2200 });
+    expect(quorumErr(`clientPort=2181\n${THREE.replace('3888\n', '3888;2200\n')}`, '1'))
+      .toMatch(/client address of server\.1 is 0\.0\.0\.0:2181 from clientPort\/clientPortAddress but 0\.0\.0\.0:2200 in its server line; make them agree/);
+    // A specific clientPortAddress must match the line's host too (a bare port in the line means 0.0.0.0).
+    expect(quorumErr(`clientPort=2200\nclientPortAddress=127.0.0.1\n${THREE.replace('3888\n', '3888;2200\n')}`, '1'))
+      .toMatch(/is 127\.0\.0\.1:2200 from clientPort\/clientPortAddress but 0\.0\.0\.0:2200 in its server line/);
+    // Another server's client address is not this server's business.
+    expect(quorumOf(`clientPort=2181\n${THREE.replace('3888\n', '3888;2200\n')}`, '2').plan.client).toEqual({ host: '0.0.0.0', port: 2181 });
   });
 });
