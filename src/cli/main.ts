@@ -3,6 +3,8 @@ import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
 import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
 import { startStandalone } from '../server/boot.js';
+import { resolveQuorum, type QuorumPlan } from '../config/quorum.js';
+import { startEnsembleMember } from '../ensemble/boot.js';
 import { startThreaded } from '../server/threads/socket-thread.js';
 import { StorageError } from '../storage/errors.js';
 import { checkData } from '../storage/checkdata.js';
@@ -15,6 +17,7 @@ const USAGE = `usage: corral start [path/to/zoo.cfg]
 
 async function start(cfgPath: string | undefined): Promise<void> {
   let config: CorralConfig;
+  let plan: QuorumPlan;
   try {
     if (cfgPath === undefined) {
       config = defaultConfig(process.cwd());
@@ -24,6 +27,8 @@ async function start(cfgPath: string | undefined): Promise<void> {
       config = c;
       for (const w of warnings) stdoutLogger('WARN', w);
     }
+    plan = resolveQuorum(config);
+    for (const w of plan.warnings) stdoutLogger('WARN', w);
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`corral: invalid configuration: ${e.message}\n`);
@@ -37,7 +42,13 @@ async function start(cfgPath: string | undefined): Promise<void> {
       process.stderr.write(`corral: serverThreads=${config.serverThreads}: 1 (one thread) and 2 (sockets | pipeline) are the modes\n`);
       process.exit(2);
     }
-    running = config.serverThreads === 2 ? await startThreaded(config, stdoutLogger) : await startStandalone(config, stdoutLogger);
+    if (plan.mode === 'quorum') {
+      if (config.serverThreads !== 1) stdoutLogger('WARN', `serverThreads=${config.serverThreads} is for standalone servers; an ensemble member runs on one thread`);
+      stdoutLogger('INFO', `server ${plan.myid} of ${plan.participants.length} participant(s) and ${plan.observers.length} observer(s)`);
+      running = await startEnsembleMember(config, plan.myid, [...plan.participants, ...plan.observers].sort((a, b) => a.id - b.id), stdoutLogger);
+    } else {
+      running = config.serverThreads === 2 ? await startThreaded(config, stdoutLogger) : await startStandalone(config, stdoutLogger);
+    }
   } catch (e) {
     if (e instanceof StorageError) {
       stdoutLogger('ERROR', `cannot start: ${e.message}`);

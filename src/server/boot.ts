@@ -124,7 +124,7 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
 }
 
 /** ZooKeeper snapshots at a random point in [snapCount/2 + 1, snapCount]. */
-function nextSnapPoint(snapCount: number): number {
+export function nextSnapPoint(snapCount: number): number {
   const half = Math.floor(snapCount / 2);
   return half + 1 + Math.floor(Math.random() * Math.max(1, snapCount - half));
 }

@@ -352,6 +352,18 @@ function mntr(server: CorralServer): string {
     ['force_sync', server.config.forceSync ? 1 : 0],
     ['ws_backpressure_drops', s.wsBackpressureDrops],
   ];
+  // Leader only, as in ZooKeeper (Leader's gauges; non-voting followers are a reconfig feature Corral lacks).
+  const q = server.role === 'leader' ? server.quorumStats?.() : undefined;
+  if (q !== undefined) {
+    values.push(
+      ['learners', q.learners],
+      ['followers', q.learners],
+      ['synced_followers', q.syncedFollowers],
+      ['synced_non_voting_followers', 0],
+      ['synced_observers', q.syncedObservers],
+      ['pending_syncs', q.pendingSyncs],
+    );
+  }
   let out = '';
   for (const [k, v] of values) out += `zk_${k}\t${v}\n`;
   return out;

@@ -2,11 +2,13 @@ import { createServer, type Server as NetServer } from 'node:net';
 import { authenticate } from '../acl/auth.js';
 import type { CorralConfig } from '../config/types.js';
 import { Err, KeeperError, OpCode } from '../protocol/constants.js';
-import { JuteError, type JuteReader } from '../protocol/jute.js';
+import { JuteError, JuteReader } from '../protocol/jute.js';
 import { isWriteOp, readConnectRequest, readRequestBody, type RequestBody } from '../protocol/records.js';
 import { checkPassword, initialSessionId, sessionPassword } from '../session/password.js';
 import { SessionTracker } from '../session/tracker.js';
 import { apply, DataTree, ttlOf } from '../tree/datatree.js';
+import { replay } from '../storage/recovery.js';
+import type { Id } from '../tree/types.js';
 import type { ApplyResult, Txn } from '../tree/types.js';
 import { type ClientSocket, Connection, type ConnectionHost, hex, type QueuedRequest } from './connection.js';
 import { executeRead, type FinalContext, replyWrite } from './final.js';
@@ -26,7 +28,26 @@ export interface TxnLog {
   /** Resolves once the whole batch is durable. */
   append(txns: Txn[]): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Batches that may be in flight at once. 1 (the default): the next batch forms while
+   * one is written. A quorum log pipelines several; appends must then resolve in order.
+   */
+  readonly maxInFlight?: number;
 }
+
+/** A quorum log rejects with this when this server stopped leading: nothing to report. */
+export class QuorumLostError extends Error {}
+
+/** What a learner (follower or observer) asks of its leader on behalf of clients. */
+export interface EnsembleLink {
+  /** A write, createSession (op -10, with timeout) or closeSession to be prepared by the leader. */
+  forward(req: { sessionId: bigint; cxid: number; op: number; body: Buffer; authIds: Id[]; timeout?: number }): void;
+  /** A sync: the leader answers with the zxid to catch up to (syncReply). */
+  sync(sessionId: bigint, cxid: number): void;
+}
+
+/** Whether and how the server takes client requests. */
+export type ServingMode = 'standalone' | 'leader' | 'learner' | null;
 
 /** No persistence: for tests that do not care about restarts. */
 export class MemoryTxnLog implements TxnLog {
@@ -62,13 +83,21 @@ export interface ServerOptions {
   serverId?: number;
   /** Called after each applied batch with its size (snapshot scheduling). */
   onCommitted?: (txns: number) => void;
+  /** Ensemble member: starts not serving; the quorum peer switches it on and off. */
+  ensemble?: EnsembleLink;
+}
+
+interface PendingSync {
+  conn: Connection;
+  item: QueuedRequest;
+  zxid: number;
 }
 
 export class CorralServer implements ConnectionHost, FinalContext {
   readonly tree: DataTree;
   readonly watches = new WatchManager();
   readonly prep: Prep;
-  readonly tracker: SessionTracker;
+  tracker: SessionTracker;
   readonly stats = new ServerStats();
   readonly connections = new Set<Connection>();
   /** sessionId -> the connection that currently holds it. */
@@ -77,7 +106,22 @@ export class CorralServer implements ConnectionHost, FinalContext {
   readonly startedAt = Date.now();
   /** Set once the server takes part in a quorum (leader/follower/observer); 4lw report "standalone" until then. */
   role?: string;
-  private readonly txnLog: TxnLog;
+  /** Ensemble leader's gauges for mntr (set by the quorum peer). */
+  quorumStats?: () => { learners: number; syncedFollowers: number; syncedObservers: number; pendingSyncs: number };
+  /** null: an ensemble member between roles; client sessions are refused. */
+  serving: ServingMode = 'standalone';
+  /** Ensemble: txns up to here may already be in the tree (fuzzy snapshot): replay them. */
+  fuzzyEnd = 0;
+  private readonly ensemble?: EnsembleLink;
+  /** Learner: sessions asked of the leader, by id, until their createSession commits. */
+  private readonly pendingHandshakes = new Map<bigint, Connection>();
+  private pendingSyncs: PendingSync[] = [];
+  /** Learner: sessions with activity since the last report to the leader. */
+  private touched = new Map<bigint, number>();
+  /** Bumped whenever the pipeline is reset, so late completions of old batches are dropped. */
+  private generation = 0;
+  private inFlight = 0;
+  private txnLog: TxnLog;
   private readonly onCommitted?: (txns: number) => void;
   private nextSessionId: bigint;
   private net: NetServer | null = null;
@@ -105,6 +149,8 @@ export class CorralServer implements ConnectionHost, FinalContext {
     // Sessions recovered from disk get their timeout afresh, as in ZooKeeper.
     for (const [id, timeout] of this.tree.sessions) this.tracker.add(id, timeout, now);
     this.onCommitted = opts.onCommitted;
+    this.ensemble = opts.ensemble;
+    if (opts.ensemble !== undefined) this.serving = null;
     // Never reuse a recovered session's id, even if the clock went backwards.
     let next = initialSessionId(opts.serverId ?? 1, now);
     for (const id of this.tree.sessions.keys()) if (id >= next && id >> 56n === next >> 56n) next = id + 1n;
@@ -241,6 +287,11 @@ export class CorralServer implements ConnectionHost, FinalContext {
   onConnect(conn: Connection, frame: JuteReader): void {
     const req = readConnectRequest(frame);
     conn.readOnlyByte = req.readOnly !== undefined;
+    if (this.serving === null) {
+      // ZooKeeper closes the socket when its ZooKeeperServer is not running: the client tries the next server.
+      conn.fail(`refusing session from ${conn.label}: this server is not serving (${this.role ?? 'looking'} for a leader)`);
+      return;
+    }
     if (req.lastZxidSeen > this.tree.lastZxid) {
       conn.fail(
         `refusing session 0x${hex(req.sessionId)}: client has seen zxid 0x${req.lastZxidSeen.toString(16)}, ` +
@@ -255,6 +306,12 @@ export class CorralServer implements ConnectionHost, FinalContext {
       const id = this.nextSessionId;
       this.nextSessionId = BigInt.asIntN(64, id + 1n);
       conn.sessionId = id;
+      if (this.serving === 'learner') {
+        // Global sessions: the leader decides, through the log (createSession commits here too).
+        this.pendingHandshakes.set(id, conn);
+        this.ensemble!.forward({ sessionId: id, cxid: 0, op: OpCode.createSession, body: Buffer.alloc(0), authIds: [], timeout });
+        return;
+      }
       this.tracker.add(id, timeout, now);
       this.propose({
         txn: this.prep.prepareCreateSession(id, timeout),
@@ -271,7 +328,9 @@ export class CorralServer implements ConnectionHost, FinalContext {
     const old = this.sessionConns.get(id);
     if (old !== undefined && old !== conn) old.close();
     conn.sessionId = id;
-    if (s === undefined || s.closing) {
+    // A learner knows sessions from the replicated tree; the leader's tracker decides expiry.
+    const known = this.serving === 'learner' ? this.tree.sessions.has(id) : s !== undefined && !s.closing;
+    if (!known) {
       this.log('INFO', `client ${conn.label} tried to renew session 0x${hex(id)}, which has expired`);
       this.finishHandshake(conn, false);
       return;
@@ -282,6 +341,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
       return;
     }
     this.tracker.add(id, timeout, now);
+    if (this.serving === 'learner') this.touched.set(id, timeout);
     this.finishHandshake(conn, true);
   }
 
@@ -308,6 +368,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
   onRequest(conn: Connection, frame: JuteReader): void {
     const xid = frame.int();
     const op = frame.int();
+    const bodyStart = frame.pos;
     const now = Date.now();
     this.stats.packetsReceived++;
     conn.lastCxid = xid;
@@ -341,20 +402,32 @@ export class CorralServer implements ConnectionHost, FinalContext {
       err = Err.MARSHALLINGERROR;
     }
     this.tracker.touch(conn.sessionId, now);
+    if (this.serving === 'learner') this.touched.set(conn.sessionId, conn.sessionTimeout);
     this.outstanding++;
     if (this.outstanding > this.config.globalOutstandingLimit) {
       conn.pause();
       this.throttled.add(conn);
     }
     const write = err === 0 && isWriteOp(op);
-    const item: QueuedRequest = { xid, op, frame: null, body, write, received: now, done: false };
+    // A learner's sync waits, like a write, for the leader: reads behind it wait too.
+    const learnerSync = err === 0 && op === OpCode.sync && this.serving === 'learner';
+    const item: QueuedRequest = { xid, op, frame: null, body, write: write || learnerSync, received: now, done: false };
     if (err !== 0) item.result = err;
-    if (!write && conn.queue.length === 0) {
+    if (!item.write && conn.queue.length === 0) {
       this.answer(conn, item);
       return;
     }
     conn.queue.push(item);
-    if (!write) return;
+    if (!item.write) return;
+    if (this.serving === 'learner') {
+      if (learnerSync) this.ensemble!.sync(conn.sessionId, xid);
+      else {
+        if (op === OpCode.closeSession) this.tracker.setClosing(conn.sessionId);
+        const bodyBytes = Buffer.from(frame.buf.subarray(bodyStart, frame.end));
+        this.ensemble!.forward({ sessionId: conn.sessionId, cxid: xid, op, body: bodyBytes, authIds: [...conn.authIds] });
+      }
+      return;
+    }
     let txn: Txn;
     if (op === OpCode.closeSession) {
       this.tracker.setClosing(conn.sessionId);
@@ -400,7 +473,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
       const at = conn.beginReply(item.xid, this.tree.lastZxid, item.result);
       if (item.op === OpCode.multiRead && item.body !== null) conn.out.int(-1).bool(true).int(-1); // empty MultiResponse
       conn.endReply(at);
-    } else if (item.write) {
+    } else if (item.write && item.op !== OpCode.sync) {
       replyWrite(this, conn, item.xid, item.op, item.result as ApplyResult);
     } else {
       executeRead(this, conn, item.xid, item.op, item.body as RequestBody);
@@ -436,29 +509,43 @@ export class CorralServer implements ConnectionHost, FinalContext {
     if (!this.logBusy) this.writeBatch();
   }
 
-  /** One batch at a time goes to the log; what arrives meanwhile forms the next. */
+  /**
+   * Batches go to the log one at a time (or up to maxInFlight at a time for a quorum);
+   * what arrives meanwhile forms the next batch.
+   */
   private writeBatch(): void {
     if (this.batch.length === 0) return;
     const b = this.batch;
     this.batch = [];
     this.logBusy = true;
+    const gen = this.generation;
     // Give the rest of this turn's requests a chance to join the batch.
     queueMicrotask(() => {
+      if (gen !== this.generation) return;
       const more = this.batch;
       this.batch = [];
       const all = more.length > 0 ? b.concat(more) : b;
+      this.inFlight++;
+      const pipelined = this.inFlight < (this.txnLog.maxInFlight ?? 1);
       this.txnLog.append(all.map((p) => p.txn)).then(
         () => {
-          this.logBusy = false;
+          if (gen !== this.generation) return;
+          this.inFlight--;
+          if (!pipelined) this.logBusy = false;
           this.commit(all);
-          this.writeBatch();
+          if (!this.logBusy) this.writeBatch();
         },
         (e: Error) => {
+          if (e instanceof QuorumLostError || gen !== this.generation) return;
           this.log('ERROR', `transaction log failed, stopping: ${e.message}`);
           process.exitCode = 1;
           void this.stop();
         },
       );
+      if (pipelined) {
+        this.logBusy = false;
+        this.writeBatch();
+      }
     });
   }
 
@@ -477,6 +564,175 @@ export class CorralServer implements ConnectionHost, FinalContext {
       }
     }
     this.onCommitted?.(batch.length);
+  }
+
+  // --- ensemble: the quorum peer drives these -------------------------------------
+
+  /** Swaps in another tree (a learner installed its leader's snapshot). */
+  replaceTree(tree: DataTree): void {
+    Object.assign(this.tree, tree);
+  }
+
+  /**
+   * Starts taking client sessions in a role. A leader prepares from its tree with zxids
+   * of its new epoch, and its tracker, rebuilt from the replicated session table, gives
+   * every session its timeout afresh (as ZooKeeper's new leader does).
+   */
+  startServing(mode: 'leader' | 'learner', role: string, firstZxid = 0): void {
+    this.resetPipeline();
+    this.serving = mode;
+    this.role = role;
+    const now = Date.now();
+    this.tracker = new SessionTracker(this.config.tickTime, now);
+    for (const [id, timeout] of this.tree.sessions) this.tracker.add(id, timeout, now);
+    if (mode === 'leader') this.prep.reset(firstZxid);
+    if (this.timers[0] !== undefined) clearTimeout(this.timers[0]);
+    this.scheduleTick();
+  }
+
+  /** Stops serving (lost the leader or the quorum): every client is told by a closed socket. */
+  stopServing(role: string): void {
+    const was = this.serving;
+    this.serving = null;
+    this.role = role;
+    this.resetPipeline();
+    if (was !== null) this.log('INFO', `not serving clients while ${role}: closing ${this.connections.size} client connection(s)`);
+  }
+
+  private resetPipeline(): void {
+    this.generation++;
+    this.batch = [];
+    this.logBusy = false;
+    this.inFlight = 0;
+    // Connections still in 'handshake' have sent nothing yet (or are four-letter words).
+    for (const c of [...this.connections]) if (c.state !== 'closed' && c.state !== 'handshake') c.close();
+    this.pendingHandshakes.clear();
+    this.pendingSyncs = [];
+    this.touched.clear();
+    this.outstanding = 0;
+    this.throttled.clear();
+  }
+
+  /** Sets the log a leader proposes through (and back to none when not leading). */
+  setTxnLog(log: TxnLog): void {
+    this.txnLog = log;
+  }
+
+  /**
+   * A committed txn that did not come through this server's own batches: everything on
+   * a learner, and a new leader's catch-up. Applied, then matched to the request waiting
+   * for it by session and cxid.
+   */
+  applyCommitted(txn: Txn): void {
+    if (txn.zxid <= this.tree.lastZxid) return;
+    if (txn.zxid <= this.fuzzyEnd) {
+      replay(this.tree, txn);
+      this.onCommitted?.(1);
+      return;
+    }
+    const r = apply(this.tree, txn);
+    this.prep.applied(txn.zxid);
+    for (const e of r.events) this.watches.trigger(e);
+    const op = txn.op;
+    if (op.type === 'createSession') {
+      const conn = this.pendingHandshakes.get(txn.sessionId);
+      if (conn !== undefined) {
+        this.pendingHandshakes.delete(txn.sessionId);
+        this.tracker.add(txn.sessionId, op.timeout, Date.now());
+        this.touched.set(txn.sessionId, op.timeout);
+        this.finishHandshake(conn, true);
+      }
+    } else {
+      const conn = this.sessionConns.get(txn.sessionId);
+      if (conn !== undefined) {
+        const item = conn.queue.find((q) => q.write && !q.done && !(q.op === OpCode.sync && this.serving === 'learner'));
+        if (item !== undefined && item.xid === txn.cxid && !(op.type === 'closeSession' && item.op !== OpCode.closeSession)) {
+          item.result = r;
+          item.done = true;
+        }
+      }
+      if (op.type === 'closeSession') this.sessionClosed(txn.sessionId);
+      if (conn !== undefined && conn.state !== 'closed') this.drain(conn);
+    }
+    if (this.pendingSyncs.length > 0) this.checkSyncs();
+    this.onCommitted?.(1);
+  }
+
+  /** Leader: a learner forwarded a client request; prepare and propose it like our own. */
+  submitForwarded(req: { sessionId: bigint; cxid: number; op: number; body: Buffer; authIds: Id[]; timeout?: number }): void {
+    if (this.serving !== 'leader') return;
+    const now = Date.now();
+    if (req.op === OpCode.createSession) {
+      const timeout = req.timeout ?? this.config.minSessionTimeout;
+      this.tracker.add(req.sessionId, timeout, now);
+      this.propose({ txn: this.prep.prepareCreateSession(req.sessionId, timeout), conn: null, item: null });
+      return;
+    }
+    this.tracker.touch(req.sessionId, now);
+    let txn: Txn;
+    if (req.op === OpCode.closeSession) {
+      this.tracker.setClosing(req.sessionId);
+      txn = this.prep.prepareClose(req.sessionId, req.cxid);
+      this.propose({ txn, conn: null, item: null, after: () => this.sessionClosed(req.sessionId) });
+      return;
+    }
+    if (req.op === OpCode.reconfig) {
+      txn = { zxid: ++this.prep.zxid, time: now, sessionId: req.sessionId, cxid: req.cxid, op: { type: 'error', err: Err.RECONFIGDISABLED } };
+    } else {
+      let body: RequestBody;
+      try {
+        body = readRequestBody(req.op, new JuteReader(req.body));
+      } catch (e) {
+        if (!(e instanceof JuteError)) throw e;
+        // The learner parsed it before forwarding; a body that fails here is a bug or damage.
+        this.log('WARN', `forwarded request 0x${hex(req.sessionId)}/${req.cxid} op ${req.op} does not parse: ${e.message}`);
+        txn = { zxid: ++this.prep.zxid, time: now, sessionId: req.sessionId, cxid: req.cxid, op: { type: 'error', err: Err.MARSHALLINGERROR } };
+        this.propose({ txn, conn: null, item: null });
+        return;
+      }
+      txn = this.prep.prepare({ sessionId: req.sessionId, cxid: req.cxid, op: req.op, body, authIds: req.authIds });
+    }
+    this.propose({ txn, conn: null, item: null });
+  }
+
+  /** Leader: sessions a learner saw activity on. */
+  touchSessions(sessions: { id: bigint; timeout: number }[]): void {
+    const now = Date.now();
+    for (const s of sessions) this.tracker.touch(s.id, now);
+  }
+
+  /** Learner: sessions with activity since the last call (sent to the leader every tick). */
+  takeTouched(): { id: bigint; timeout: number }[] {
+    const out: { id: bigint; timeout: number }[] = [];
+    for (const c of this.sessionConns.values()) if (c.state === 'connected') this.touched.set(c.sessionId, c.sessionTimeout);
+    for (const [id, timeout] of this.touched) out.push({ id, timeout });
+    this.touched.clear();
+    return out;
+  }
+
+  /** Learner: the leader answered a sync; reply once the tree has caught up to zxid. */
+  syncReply(sessionId: bigint, cxid: number, zxid: number): void {
+    const conn = this.sessionConns.get(sessionId);
+    if (conn === undefined) return;
+    const item = conn.queue.find((q) => q.op === OpCode.sync && q.write && !q.done && q.xid === cxid);
+    if (item === undefined) return;
+    this.pendingSyncs.push({ conn, item, zxid });
+    this.checkSyncs();
+  }
+
+  private checkSyncs(): void {
+    const ready = this.pendingSyncs.filter((s) => s.zxid <= this.tree.lastZxid);
+    if (ready.length === 0) return;
+    this.pendingSyncs = this.pendingSyncs.filter((s) => s.zxid > this.tree.lastZxid);
+    for (const s of ready) {
+      s.item.done = true;
+      s.item.write = false;
+      if (s.conn.state !== 'closed') this.drain(s.conn);
+    }
+  }
+
+  get pendingSyncCount(): number {
+    return this.pendingSyncs.length;
   }
 
   private sessionClosed(id: bigint): void {
@@ -500,6 +756,8 @@ export class CorralServer implements ConnectionHost, FinalContext {
   }
 
   private expireSessions(): void {
+    // In an ensemble only the leader expires sessions (through the log).
+    if (this.serving !== 'standalone' && this.serving !== 'leader') return;
     for (const s of this.tracker.expire(Date.now())) {
       this.log('INFO', `expiring session 0x${hex(s.id)}, timeout of ${s.timeout}ms exceeded`);
       this.propose({
@@ -513,6 +771,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
 
   /** ContainerManager: empty containers that once had children, and expired TTL nodes. */
   reapContainers(): void {
+    if (this.serving !== 'standalone' && this.serving !== 'leader') return;
     const now = Date.now();
     const limit = Math.max(1, Math.ceil((this.config.containerMaxPerMinute * this.config.containerCheckIntervalMs) / 60000));
     const candidates: string[] = [];

@@ -21,7 +21,15 @@ export function snapshotDamage(store: SnapshotStore, id: number, zxid: number | 
   );
 }
 
-export function loadSnapshot(store: SnapshotStore, info: SnapshotInfo): DataTree {
+/**
+ * `chunks` defaults to the store's own; a learner installing a snapshot its leader sent
+ * (Zab SNAP) passes the received chunks, verified the same way, before storing them.
+ */
+export function loadSnapshot(
+  store: SnapshotStore,
+  info: SnapshotInfo,
+  chunks: Iterable<{ chunkNo: number; value: Buffer }> = store.chunks(info.id),
+): DataTree {
   const bad = (what: string): StorageError => snapshotDamage(store, info.id, info.zxid, what);
   const tree = new DataTree();
   const builtin = new Set(tree.nodes.keys());
@@ -37,7 +45,7 @@ export function loadSnapshot(store: SnapshotStore, info: SnapshotInfo): DataTree
   let bytes = 0;
   let nodeEntries = 0;
   let sessions = 0;
-  for (const { chunkNo, value } of store.chunks(info.id)) {
+  for (const { chunkNo, value } of chunks) {
     if (chunkNo !== expect) throw bad(expect < info.chunks ? `chunk ${expect} is missing` : `unexpected chunk ${chunkNo}`);
     const c = checkBlock(value);
     if (!c.ok) throw bad(`chunk ${chunkNo}: ${c.message}`);

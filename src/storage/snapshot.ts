@@ -239,6 +239,27 @@ export class SnapshotStore {
     return ids.length;
   }
 
+  /** A stored snapshot's bytes as they are, for shipping to a learner (Zab SNAP). */
+  readRaw(id: number): { marker: Buffer; chunks: Buffer[] } | undefined {
+    const marker = this.markDb.get(id);
+    if (marker === undefined) return undefined;
+    return { marker: Buffer.from(marker), chunks: [...this.chunks(id)].map((c) => Buffer.from(c.value)) };
+  }
+
+  /**
+   * Replaces every snapshot with one received from the leader (Zab SNAP), stored under
+   * the leader's id since its chunks name it. Chunks and marker go in one transaction.
+   */
+  async adopt(id: number, raw: { marker: Buffer; chunks: Buffer[] }): Promise<void> {
+    for (const e of this.list()) await this.remove(e.id);
+    await this.removeIncomplete();
+    await this.chunkDb.batch(() => {
+      raw.chunks.forEach((c, i) => this.chunkDb.put([id, i], c));
+      this.markDb.put(id, raw.marker);
+    });
+    if (this.nextId <= id) this.nextId = id + 1;
+  }
+
   /** Overwrites a stored chunk or marker as is: tests and repair tools only. */
   async putRaw(kind: 'chunk' | 'marker', id: number, chunkNo: number, value: Buffer): Promise<void> {
     if (kind === 'chunk') await this.chunkDb.put([id, chunkNo], value);

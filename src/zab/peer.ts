@@ -180,11 +180,24 @@ export class ZabPeer {
   snapshotBase(): Snapshot {
     return this.snap;
   }
+  /** Leader: learners it is talking to, and how many of them are synced (for mntr). */
+  learnerStats(): { learners: number; followers: number; syncedFollowers: number; syncedObservers: number } {
+    const out = { learners: 0, followers: 0, syncedFollowers: 0, syncedObservers: 0 };
+    if (this._role !== 'leading') return out;
+    for (const l of this.learners.values()) {
+      if (this.now - l.lastHeard > this.cfg.syncLimit) continue;
+      out.learners++;
+      if (!l.observer) out.followers++;
+      if (l.synced) l.observer ? out.syncedObservers++ : out.syncedFollowers++;
+    }
+    return out;
+  }
 
   // ======================================================================== inputs
 
   step(input: Input): void {
     if (input.type === 'persisted') this.onPersisted(input.upToZxid);
+    else if (input.type === 'disconnected') this.onDisconnected(input.peer);
     else this.onMessage(input.msg);
   }
 
@@ -343,6 +356,16 @@ export class ZabPeer {
     } else if (this._role === 'following' || this._role === 'observing') {
       if (this.lphase === 'synced') this.learnerCheckAcked();
       else if (this.lphase === 'acked' || this.lphase === 'active') this.sendAck();
+    }
+  }
+
+  private onDisconnected(peer: PeerId): void {
+    if ((this._role === 'following' || this._role === 'observing') && peer === this.leaderId) {
+      this.startLooking();
+    } else if (this._role === 'leading') {
+      const l = this.learners.get(peer);
+      // Counted out at the next tick's quorum check, unless it speaks again first.
+      if (l !== undefined) l.lastHeard = this.now - this.cfg.syncLimit - 1;
     }
   }
 

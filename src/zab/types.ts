@@ -148,7 +148,13 @@ export type Input =
    * order) and made it durable. `upToZxid` echoes that Ready's `persistUpTo`. Reports must
    * come back in the order the Readys were drained.
    */
-  | { type: 'persisted'; upToZxid: number };
+  | { type: 'persisted'; upToZxid: number }
+  /**
+   * The transport saw the connection from a peer close (it crashed or restarted). Only a
+   * hint, and safe to drop: a learner whose leader went away looks for a new one now
+   * instead of after syncLimit ticks of silence, as ZooKeeper's followers do on a closed socket.
+   */
+  | { type: 'disconnected'; peer: PeerId };
 
 export interface RoleChange {
   role: Role;
