@@ -19,7 +19,16 @@ export interface FourLetterContext {
   rest?: Buffer;
 }
 
+/** An ensemble member between roles answers these words with one line (AbstractFourLetterCommand). */
+export const ZK_NOT_SERVING = 'This ZooKeeper instance is not currently serving requests';
+const NEEDS_SERVING = new Set(['srvr', 'stat', 'conf', 'cons', 'crst', 'srst', 'dump', 'dirs', 'mntr', 'wchs', 'wchc', 'wchp']);
+
 export function runFourLetterWord(word: string, server: CorralServer, ctx: FourLetterContext = {}): string {
+  if (server.serving === null) {
+    if (NEEDS_SERVING.has(word)) return ZK_NOT_SERVING + '\n';
+    if (word === 'hash') return ZK_NOT_SERVING;
+    if (word === 'isro') return 'null';
+  }
   switch (word) {
     case 'ruok':
       return 'imok';
