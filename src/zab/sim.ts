@@ -252,6 +252,13 @@ export class Sim {
     node.peer = null;
     node.writes = []; // never made durable: lost
     this.stats.crashes++;
+    // The others' sockets to it close (the real transport reports this), usually.
+    for (const other of this.nodes) if (other.peer !== null && this.rng.chance(0.7)) this.disconnect(other, node.id);
+  }
+
+  private disconnect(node: Node, peer: PeerId): void {
+    node.peer!.step({ type: 'disconnected', peer });
+    this.drain(node);
   }
 
   // ---------------------------------------------------------------- ready handling
@@ -438,6 +445,10 @@ export class Sim {
       const groups = 2 + this.rng.int(2);
       for (const n of this.nodes) this.group.set(n.id, this.rng.int(groups));
       this.stats.partitions++;
+      // Connections across the cut may be seen to close, or just go silent.
+      for (const a of this.nodes)
+        for (const b of this.nodes)
+          if (a !== b && a.peer !== null && this.group.get(a.id) !== this.group.get(b.id) && this.rng.chance(0.5)) this.disconnect(a, b.id);
     }
     if (this.group.size > 0 && this.rng.chance(o.heal)) this.group.clear();
     if (this.rng.chance(o.compact)) {
