@@ -260,3 +260,113 @@ describe('observers and partitions', () => {
     })).data).toBe('after');
   });
 });
+
+describe('global sessions', () => {
+  it('a session moves to another server with its ephemerals and watches, and is told what it missed', async () => {
+    ens = await Ensemble.start({ participants: 3 });
+    const leader = await ens.waitServing();
+    const [first, second] = ens.members.filter((m) => m.id !== leader).map((m) => m.id);
+    const writer = await nzc(ens.connectString([leader]));
+    await writer.create('/w', '0');
+    // The client knows two servers and is on `first` (node-zookeeper-client shuffles its list).
+    const c = await connectNzc(ens.connectString([first!, second!]), 6000);
+    clients.push(c);
+    const on = (c.raw.connectionManager?.socket?.remotePort as number | undefined) ?? 0;
+    const here = ens.members.find((m) => m.clientPort === on)?.id;
+    expect(here === first || here === second).toBe(true);
+    const session = c.sessionId();
+    await c.create('/w/eph', 'e', zk.CreateMode.EPHEMERAL);
+    const fired = new Promise<string>((resolve) => void c.getData('/w', (e) => resolve(e.getName())));
+    await sleep(100);
+    // Its server dies; the data changes while the client is between servers.
+    await ens.kill(here!);
+    await writer.setData('/w', 'changed while you were away');
+    // It resumes the same session elsewhere; setWatches fires the event it missed.
+    expect(await fired).toBe('NODE_DATA_CHANGED');
+    expect(c.sessionId()).toBe(session);
+    expect(await retry(() => c.exists('/w/eph'))).toBe(true);
+    expect((await writer.getChildren('/w'))).toEqual(['eph']);
+  });
+
+  it('the leader expires a session whose client vanished from a follower, deleting its ephemerals everywhere', async () => {
+    const { TcpProxy } = await import('./helpers/proxy.js');
+    ens = await Ensemble.start({ participants: 3 });
+    const leader = await ens.waitServing();
+    const follower = ens.members.find((m) => m.id !== leader)!;
+    const proxy = await TcpProxy.start(follower.clientPort);
+    try {
+      const doomed = await nzc(proxy.connect, 2000);
+      await doomed.create('/gone', 'soon', zk.CreateMode.EPHEMERAL);
+      const watcher = await nzc(ens.connectString([leader]));
+      expect(await watcher.exists('/gone')).toBe(true);
+      const deleted = new Promise<string>((resolve) => void watcher.getData('/gone', (e) => resolve(e.getName())));
+      proxy.partition(); // no closeSession, no pings: only expiry can end it
+      const t0 = Date.now();
+      expect(await deleted).toBe('NODE_DELETED');
+      const took = Date.now() - t0;
+      // Not before the negotiated timeout (2000 ms, within 400..4000 for tickTime=200).
+      expect(took).toBeGreaterThan(1500);
+      for (const m of ens.members) {
+        const x = await nzc(ens.connectString([m.id]));
+        expect(await x.exists('/gone')).toBe(false);
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe('larger ensembles', () => {
+  it('5 servers: the leader is killed under load; a new one commits writes and nothing acknowledged is lost', async () => {
+    ens = await Ensemble.start({ participants: 5 });
+    const leader = await ens.waitServing(undefined, 8000);
+    const writers = await Promise.all([0, 1, 2, 3].map(() => nzc(ens!.connectString(), 8000)));
+    const acked: string[] = [];
+    let stop = false;
+    const load = writers.map(async (w, i) => {
+      for (let n = 0; !stop; n++) {
+        try {
+          await w.create(`/f-${i}-${n}`, '');
+          acked.push(`f-${i}-${n}`);
+        } catch {
+          await sleep(20);
+        }
+      }
+    });
+    await sleep(400);
+    const before = acked.length;
+    await ens.kill(leader);
+    await ens.waitServing(ens.members.filter((m) => m.id !== leader).map((m) => m.id));
+    await retry(async () => {
+      if (acked.length < before + 40) throw new Error('no progress');
+    });
+    stop = true;
+    await Promise.all(load);
+    for (const m of ens.members.filter((x) => x.id !== leader)) {
+      const c = await nzc(ens.connectString([m.id]));
+      const children = new Set(await c.getChildren('/'));
+      expect(acked.filter((p) => !children.has(p)), `server ${m.id}`).toEqual([]);
+    }
+  });
+
+  it('an observer added to a running ensemble syncs and serves reads; conf shows the membership', async () => {
+    ens = await Ensemble.start({ participants: 3, observers: 1, startLater: [4] });
+    const leader = await ens.waitServing([1, 2, 3]);
+    const c = await nzc(ens.connectString([leader]));
+    for (let i = 0; i < 20; i++) await c.create(`/pre${i}`, String(i));
+    await ens.spawn(4);
+    await ens.waitServing();
+    expect(await ens.state(4)).toBe('observer');
+    const o = await nzc(ens.connectString([4]));
+    expect((await o.getData('/pre19')).data).toBe('19');
+    const conf = await fourLetter(ens.member(4).clientPort, 'conf');
+    expect(conf).toMatch(/^serverId=4$/m);
+    expect(conf).toMatch(/^peerType=1$/m);
+    expect(conf).toMatch(/^membership: $/m);
+    for (const m of ens.members) {
+      expect(conf).toContain(`server.${m.id}=127.0.0.1:${m.quorumPort}:${m.electionPort}:${m.observer ? 'observer' : 'participant'}\n`);
+    }
+    const lm = await fourLetter(ens.member(leader).clientPort, 'mntr');
+    expect(lm).toMatch(/^zk_synced_observers\t1$/m);
+  });
+});

@@ -112,6 +112,7 @@ export async function startEnsembleMember(
   });
   server.fuzzyEnd = rec.snapshot?.endZxid ?? 0;
   server.role = 'looking';
+  server.quorum = { myid, servers };
   peer.server = server;
   try {
     await peer.start();

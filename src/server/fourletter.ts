@@ -196,10 +196,27 @@ function conf(server: CorralServer): string {
     `minSessionTimeout=${c.minSessionTimeout}\n` +
     `maxSessionTimeout=${c.maxSessionTimeout}\n` +
     `clientPortListenBacklog=${LISTEN_BACKLOG}\n` +
-    'serverId=0\n' +
+    `serverId=${server.quorum?.myid ?? 0}\n` +
+    quorumConf(server) +
     // Corral's own line: whether acknowledged writes are durable (ZooKeeper's conf omits it).
     `forceSync=${c.forceSync ? 'yes' : 'no'}\n`
   );
+}
+
+/** QuorumZooKeeperServer.dumpConf: limits, ports, peerType (0 participant, 1 observer), membership. */
+function quorumConf(server: CorralServer): string {
+  const q = server.quorum;
+  if (q === undefined) return '';
+  const self = q.servers.find((s) => s.id === q.myid)!;
+  let out =
+    `initLimit=${server.config.initLimit}\nsyncLimit=${server.config.syncLimit}\nelectionAlg=3\n` +
+    `electionPort=${self.electionPort}\nquorumPort=${self.quorumPort}\npeerType=${self.role === 'observer' ? 1 : 0}\nmembership: \n`;
+  for (const s of q.servers) {
+    out += `server.${s.id}=${s.host}:${s.quorumPort}:${s.electionPort}:${s.role}`;
+    if (s.clientPort !== undefined) out += `;${s.clientHost ?? '0.0.0.0'}:${s.clientPort}`;
+    out += '\n';
+  }
+  return out + 'version=0\n';
 }
 
 // --- dump -----------------------------------------------------------------------------

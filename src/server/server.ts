@@ -1,6 +1,6 @@
 import { createServer, type Server as NetServer } from 'node:net';
 import { authenticate } from '../acl/auth.js';
-import type { CorralConfig } from '../config/types.js';
+import type { CorralConfig, ServerSpec } from '../config/types.js';
 import { Err, KeeperError, OpCode } from '../protocol/constants.js';
 import { JuteError, JuteReader } from '../protocol/jute.js';
 import { isWriteOp, readConnectRequest, readRequestBody, type RequestBody } from '../protocol/records.js';
@@ -106,6 +106,8 @@ export class CorralServer implements ConnectionHost, FinalContext {
   readonly startedAt = Date.now();
   /** Set once the server takes part in a quorum (leader/follower/observer); 4lw report "standalone" until then. */
   role?: string;
+  /** Ensemble member: its id and the server lines (for conf). */
+  quorum?: { myid: number; servers: ServerSpec[] };
   /** Ensemble leader's gauges for mntr (set by the quorum peer). */
   quorumStats?: () => { learners: number; syncedFollowers: number; syncedObservers: number; pendingSyncs: number };
   /** null: an ensemble member between roles; client sessions are refused. */
@@ -704,7 +706,6 @@ export class CorralServer implements ConnectionHost, FinalContext {
   /** Learner: sessions with activity since the last call (sent to the leader every tick). */
   takeTouched(): { id: bigint; timeout: number }[] {
     const out: { id: bigint; timeout: number }[] = [];
-    for (const c of this.sessionConns.values()) if (c.state === 'connected') this.touched.set(c.sessionId, c.sessionTimeout);
     for (const [id, timeout] of this.touched) out.push({ id, timeout });
     this.touched.clear();
     return out;

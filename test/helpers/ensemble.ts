@@ -19,6 +19,8 @@ export interface EnsembleOptions {
   syncLimit?: number;
   /** More zoo.cfg lines for every member. */
   extra?: string;
+  /** Members configured but not started by start() (spawn them later). */
+  startLater?: number[];
 }
 
 export interface Member {
@@ -48,7 +50,7 @@ export class Ensemble {
   static async start(opts: EnsembleOptions): Promise<Ensemble> {
     const e = new Ensemble(opts);
     await e.init();
-    await Promise.all(e.members.map((m) => e.spawn(m.id)));
+    await Promise.all(e.members.filter((m) => !opts.startLater?.includes(m.id)).map((m) => e.spawn(m.id)));
     return e;
   }
 
