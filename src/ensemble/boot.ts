@@ -5,7 +5,7 @@
 
 import { mkdirSync } from 'node:fs';
 import type { CorralConfig, ServerSpec } from '../config/types.js';
-import { nextSnapPoint, type Running } from '../server/boot.js';
+import { nextSnapPoint, type Running, startWsListener } from '../server/boot.js';
 import type { Logger } from '../server/log.js';
 import { CorralServer } from '../server/server.js';
 import { Storage } from '../storage/storage.js';
@@ -122,6 +122,14 @@ export async function startEnsembleMember(
     throw e;
   }
   const { host, port } = await server.start(true);
+  let ws;
+  try {
+    ws = await startWsListener(server, config, logger);
+  } catch (e) {
+    await peer.stop();
+    await storage.close();
+    throw e;
+  }
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (config.autopurgePurgeInterval > 0) {
@@ -142,8 +150,10 @@ export async function startEnsembleMember(
     host,
     port,
     peer,
+    ws,
     async stop() {
       if (purgeTimer) clearInterval(purgeTimer);
+      ws?.close();
       await peer.stop();
       server.stopServing('stopped');
       await server.stop();

@@ -85,18 +85,7 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
   });
   const { host, port } = await server.start(opts.listen ?? true);
   // The WebSocket endpoint (#6) serves on the thread that owns the sockets: not in serverThreads=2's pipeline worker.
-  let ws: WsListener | undefined;
-  if (config.wsPort !== undefined && (opts.listen ?? true)) {
-    try {
-      // Loaded only when configured: uWS and protobufjs cost ~60 ms of start-up.
-      const { WsListener } = await import('../ws/listener.js');
-      ws = await WsListener.start(server, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
-    } catch (e) {
-      await server.stop();
-      throw e;
-    }
-    logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
-  }
+  const ws = opts.listen ?? true ? await startWsListener(server, config, logger) : undefined;
 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (config.autopurgePurgeInterval > 0) {
@@ -121,6 +110,22 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
       await server.stop(); // closes the storage once its last batch is durable
     },
   };
+}
+
+/** The WebSocket endpoint (#6) when wsPort is set; stops the server if it cannot listen. */
+export async function startWsListener(server: CorralServer, config: CorralConfig, logger: Logger): Promise<WsListener | undefined> {
+  if (config.wsPort === undefined) return undefined;
+  let ws: WsListener;
+  try {
+    // Loaded only when configured: uWS and protobufjs cost ~60 ms of start-up.
+    const { WsListener } = await import('../ws/listener.js');
+    ws = await WsListener.start(server, { port: config.wsPort, host: config.wsPortAddress, maxMessage: config.juteMaxBuffer });
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+  logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
+  return ws;
 }
 
 /** ZooKeeper snapshots at a random point in [snapCount/2 + 1, snapCount]. */
