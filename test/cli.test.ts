@@ -31,6 +31,27 @@ describe('corral command', () => {
     expect(r.stderr).toMatch(/bad\.cfg:4:/);
   });
 
+  it('refuses an ensemble config it cannot run: no myid, a myid not listed, two servers on one port', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'corral-cli-'));
+    dirs.push(dir);
+    const cfg = path.join(dir, 'zoo.cfg');
+    const servers = 'server.1=127.0.0.1:24881:24891\nserver.2=127.0.0.1:24882:24892\nserver.3=127.0.0.1:24883:24893\n';
+    writeFileSync(cfg, `tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=${dir}\nclientPort=0\n${servers}`);
+    let r = corral('start', cfg);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/myid/);
+    expect(r.stderr).toContain(path.join(dir, 'myid'));
+    writeFileSync(path.join(dir, 'myid'), '7\n');
+    r = corral('start', cfg);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/7/);
+    writeFileSync(path.join(dir, 'myid'), '1\n');
+    writeFileSync(cfg, `tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=${dir}\nclientPort=0\n${servers}server.4=127.0.0.1:24881:24894\n`);
+    r = corral('start', cfg);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/server\.1.*server\.4|server\.4.*server\.1/);
+  });
+
   it('check-data passes a data dir a server wrote, and both it and start refuse a damaged log', async () => {
     const p = await startCorralProcess('snapCount=50');
     try {

@@ -435,3 +435,66 @@ describe('zab: simulator', () => {
     expect(t.maxRecovery).toBeLessThanOrEqual(10);
   }, 120_000);
 });
+
+// ------------------------------------------------------------------------------ epoch guards
+// The simulator rarely reaches these paths (see native-notes/zab.md), so they are driven
+// here message by message.
+
+describe('zab: epoch promises', () => {
+  const cfg = (id: PeerId) => ({ id, voters: [1, 2, 3], observers: [], electionTimeout: 2, initLimit: 10, syncLimit: 5 });
+  const drainAll = (p: ZabPeer) => {
+    const out: Envelope[] = [];
+    while (p.hasReady()) out.push(...p.ready().messages);
+    return out;
+  };
+  const vote = (leader: PeerId): Vote => ({ leader, zxid: 0, peerEpoch: 0 });
+
+  /** Peer 1 leads with peer 2's vote; returns it with its first LEADERINFO epoch decided by 2's FOLLOWERINFO. */
+  function leaderWith(acceptedEpochOf2: number): { p: ZabPeer; epoch: number } {
+    const p = new ZabPeer(cfg(1), emptyDurableState());
+    drainAll(p);
+    p.step({ type: 'message', msg: { type: 'NOTIFICATION', from: 2, state: 'looking', vote: vote(1), round: 1 } });
+    p.tick(); // finalizeWait: decide at the next tick
+    drainAll(p);
+    expect(p.role).toBe('leading');
+    p.step({ type: 'message', msg: { type: 'FOLLOWERINFO', from: 2, acceptedEpoch: acceptedEpochOf2, lastZxid: 0 } });
+    const info = drainAll(p).find((e) => e.msg.type === 'LEADERINFO');
+    expect(info).toBeDefined();
+    return { p, epoch: (info!.msg as { epoch: number }).epoch };
+  }
+
+  it('a leader does not count an ACKEPOCH that is not a promise toward establishing its epoch', () => {
+    const { p, epoch } = leaderWith(4);
+    expect(epoch).toBe(5);
+    // Peer 2 had accepted epoch 5 from someone else: it follows, without promising.
+    p.step({ type: 'message', msg: { type: 'ACKEPOCH', from: 2, epoch, currentEpoch: 0, lastZxid: 0, promised: false } });
+    expect(drainAll(p).filter((e) => e.msg.type === 'NEWLEADER')).toEqual([]);
+    // A real promise from peer 3 makes the quorum (1 and 3); then both are synced.
+    p.step({ type: 'message', msg: { type: 'FOLLOWERINFO', from: 3, acceptedEpoch: 0, lastZxid: 0 } });
+    drainAll(p);
+    p.step({ type: 'message', msg: { type: 'ACKEPOCH', from: 3, epoch, currentEpoch: 0, lastZxid: 0, promised: true } });
+    const sent = drainAll(p).filter((e) => e.msg.type === 'NEWLEADER').map((e) => e.to).sort();
+    expect(sent).toEqual([2, 3]);
+  });
+
+  it('a follower never acknowledges an epoch below the one it accepted, and persists a higher one before promising it', () => {
+    const restored = emptyDurableState();
+    restored.hardState = { acceptedEpoch: 5, acceptedLeader: 2, currentEpoch: 4 };
+    const p = new ZabPeer(cfg(3), restored);
+    drainAll(p);
+    // Peers 1 and 2 say 1 leads (the out-of-election path): 3 follows 1.
+    const v: Vote = { leader: 1, zxid: 0, peerEpoch: 4 };
+    p.step({ type: 'message', msg: { type: 'NOTIFICATION', from: 1, state: 'leading', vote: v, round: 1 } });
+    p.step({ type: 'message', msg: { type: 'NOTIFICATION', from: 2, state: 'following', vote: v, round: 1 } });
+    drainAll(p);
+    expect(p.role).toBe('following');
+    p.step({ type: 'message', msg: { type: 'LEADERINFO', from: 1, epoch: 4 } });
+    expect(drainAll(p).filter((e) => e.msg.type === 'ACKEPOCH')).toEqual([]);
+    p.step({ type: 'message', msg: { type: 'LEADERINFO', from: 1, epoch: 6 } });
+    expect(p.hasReady()).toBe(true);
+    const r = p.ready();
+    expect(r.hardState).toEqual({ acceptedEpoch: 6, acceptedLeader: 1, currentEpoch: 4 });
+    const ack = r.messages.find((e) => e.msg.type === 'ACKEPOCH');
+    expect(ack?.msg).toMatchObject({ epoch: 6, promised: true });
+  });
+});
