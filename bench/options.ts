@@ -5,8 +5,15 @@ import { cpus } from 'node:os';
 
 // large-tree runs before large-values so its memory figures are not taken on a heap
 // still full of 1 MiB buffers.
-export const ALL_WORKLOADS = ['read', 'mix90', 'mix50', 'write', 'churn', 'watch', 'storm', 'large-tree', 'large-values', 'startup'] as const;
+export const ALL_WORKLOADS = ['read', 'mix90', 'mix50', 'write', 'churn', 'watch', 'storm', 'large-tree', 'large-values', 'startup', 'failover'] as const;
 export type WorkloadName = (typeof ALL_WORKLOADS)[number];
+/**
+ * What runs without --workloads: everything but `failover`, which starts ensembles of its
+ * own and kills their leaders (ask for it by name).
+ */
+export const DEFAULT_WORKLOADS: WorkloadName[] = ALL_WORKLOADS.filter((w) => w !== 'failover');
+export const TOPOLOGIES = ['standalone', 'ensemble3'] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
 
 export interface Options {
   quick: boolean;
@@ -32,6 +39,8 @@ export interface Options {
   target?: string;
   compare?: string;
   rounds: number;
+  /** The Corral the bench starts: one standalone server, or a 3-member ensemble (sessions spread round-robin). */
+  topology: Topology;
   forceSync: boolean;
   /** Extra zoo.cfg lines for the Corral the bench starts (e.g. serverThreads=2). */
   corralCfg: string[];
@@ -53,6 +62,10 @@ export interface Options {
   largeSizes: number[];
   largeSessions: number;
   largeDepth: number;
+  /** failover: ensemble sizes, leader kills per size, and the steady write load (setData/s). */
+  failoverSizes: number[];
+  failoverRounds: number;
+  failoverRate: number;
   /** Directory for the JSON and HTML results. */
   out: string;
   /** Regenerate table + HTML from an existing JSON file and exit. */
@@ -64,9 +77,14 @@ export interface Options {
 export const USAGE = `usage: npm run bench -- [flags]
 
 Targets (default: start Corral as a child process with a temp dataDir, then stop it)
-  --target host:port[,host:port]   drive this ZooKeeper-protocol server instead
+  --target host:port[,host:port]   drive this ZooKeeper-protocol server instead (several
+                                   addresses: sessions spread over them round-robin)
   --compare host:port[,...]        run Corral and this server alternately, per workload
   --rounds N                       rounds per target (default 3 with --compare, else 1)
+  --topology standalone|ensemble3  the Corral the bench starts: one server (default) or a
+                                   3-member ensemble on loopback (leader + 2 followers, forceSync
+                                   as below); the load generator spreads sessions round-robin
+                                   over the members, as over the addresses of --target/--compare
   --force-sync yes|no              the started Corral's forceSync (default yes)
   --corral-cfg key=value           an extra zoo.cfg line for the started Corral (repeatable),
                                    e.g. --corral-cfg serverThreads=2
@@ -77,6 +95,7 @@ Targets (default: start Corral as a child process with a temp dataDir, then stop
 
 Load
   --workloads a,b,c    ${ALL_WORKLOADS.join(',')}
+                       (default: all but failover, which runs only when named)
   --duration S         seconds measured per saturation phase (default 5, quick 1.5)
   --step-duration S    seconds per open-loop rate step (default 3, quick 1)
   --warmup S           unmeasured seconds before a saturation phase (default 1, quick 0.3)
@@ -101,6 +120,12 @@ Load
                        100000), so snapshots run during the create phase; they are timed and
                        probed, and the server is restarted on its dataDir to time recovery)
   --startups N         startup: times Corral is started on an empty dataDir (default 5)
+  --failover-sizes L   failover: ensemble sizes to start (default 3,5); each one gets a steady
+                       setData load on all members, its leader SIGKILLed, and is timed: kill ->
+                       first write acknowledged, kill -> new leader in srvr
+  --failover-rounds N  failover: leader kills per size (default 5, the killed member is restarted
+                       and rejoins in between)
+  --failover-rate N    failover: steady setData load, ops/s over all members (default 1000)
   --threads N          load-generator worker threads (default 1 on <= 2 cores)
   --seed N             random seed (default 1)
 
@@ -147,10 +172,11 @@ export function parseArgs(argv: string[]): Options {
     valueSize: 100,
     keys: quick ? 10_000 : 100_000,
     rwKeys: 1000,
-    workloads: [...ALL_WORKLOADS],
+    workloads: [...DEFAULT_WORKLOADS],
     sloMs: 10,
     rates: { rel: quick ? [0.25, 0.5, 0.8, 1.0] : [0.1, 0.25, 0.5, 0.7, 0.85, 1.0] },
     rounds: 0,
+    topology: 'standalone',
     forceSync: true,
     corralCfg: [],
     micro: false,
@@ -165,6 +191,9 @@ export function parseArgs(argv: string[]): Options {
     largeSizes: quick ? [65536, 1047552] : [4096, 65536, 524288, 1047552],
     largeSessions: 4,
     largeDepth: 2,
+    failoverSizes: [3, 5],
+    failoverRounds: 5,
+    failoverRate: 1000,
     out: 'bench-results',
     seed: 1,
     help: false,
@@ -241,6 +270,25 @@ export function parseArgs(argv: string[]): Options {
       case '--rounds':
         o.rounds = int(flag, val());
         break;
+      case '--topology': {
+        const v = val();
+        if (!(TOPOLOGIES as readonly string[]).includes(v ?? '')) throw new Error(`--topology takes ${TOPOLOGIES.join(' or ')}, got '${v ?? ''}'`);
+        o.topology = v as Topology;
+        break;
+      }
+      case '--failover-sizes': {
+        const list = (val() ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+        if (list.length === 0) throw new Error('--failover-sizes needs a list, e.g. 3,5');
+        // A leader can only be replaced if the others still make a quorum: at least 3 members.
+        o.failoverSizes = list.map((x) => int('--failover-sizes', x, 3));
+        break;
+      }
+      case '--failover-rounds':
+        o.failoverRounds = int(flag, val());
+        break;
+      case '--failover-rate':
+        o.failoverRate = num(flag, val(), 1);
+        break;
       case '--force-sync': {
         const v = (val() ?? '').toLowerCase();
         if (v !== 'yes' && v !== 'no') throw new Error('--force-sync takes yes or no');
@@ -306,6 +354,8 @@ export function parseArgs(argv: string[]): Options {
     }
   }
   if (o.target !== undefined && o.compare !== undefined) throw new Error('--target and --compare exclude each other');
+  if (o.target !== undefined && o.topology !== 'standalone')
+    throw new Error('--topology is the shape of the Corral the bench starts; with --target it starts none (use --compare, or list every member in --target)');
   if (o.transport === 'ws' && (o.target !== undefined || o.compare !== undefined) && o.wsPort === undefined)
     throw new Error('--transport ws with --target/--compare needs --ws-port (the server\'s WebSocket port)');
   if (o.rounds === 0) o.rounds = o.compare !== undefined ? 3 : 1;

@@ -1,6 +1,7 @@
 // Rendering of a results file: the stdout tables and a self-contained HTML report
 // (inline SVG latency-vs-throughput curves, no scripts or fonts from the network).
 
+import type { FailoverSize, Stats } from './failover.js';
 import type { MicroReport } from './micro.js';
 import type { StepResult, SummaryRow, WorkloadRun } from './results.js';
 
@@ -139,6 +140,9 @@ export function renderText(f: BenchFile): string {
     out.push('');
   }
 
+  const fo = failoverText(f);
+  if (fo !== '') out.push(fo, '');
+
   // Everything else: the summary rows.
   const rows = f.summary.map((r) => {
     const cells = [r.workload, r.metric + (r.unit ? ` (${r.unit})` : '')];
@@ -164,6 +168,44 @@ export function renderText(f: BenchFile): string {
     out.push('');
     out.push('Notes:');
     for (const n of f.notes) out.push(`  - ${n}`);
+  }
+  return out.join('\n');
+}
+
+function statCell(s: Stats | null | undefined): string {
+  if (!s) return '-';
+  return s.n > 1 ? `${num(s.median)} [${num(s.min)}–${num(s.max)}]` : num(s.median);
+}
+
+/** The failover runs' per-size figures (from run.extra.sizes). */
+export function failoverSizes(f: BenchFile): { target: string; rate: number; sizes: FailoverSize[] }[] {
+  return f.runs
+    .filter((r) => r.workload === 'failover' && r.extra !== undefined && Array.isArray((r.extra as { sizes?: unknown }).sizes))
+    .map((r) => ({ target: r.target, rate: Number((r.extra as { rate?: number }).rate ?? 0), sizes: (r.extra as { sizes: FailoverSize[] }).sizes }));
+}
+
+const FAILOVER_HEAD = ['members', 'rounds', 'kill → first write acked', 'kill → new leader (srvr)', 'restart → rejoined', 'writes failed during failover', 'errors outside'];
+
+function failoverRows(sizes: FailoverSize[]): string[][] {
+  return sizes.map((s) => [
+    String(s.members),
+    String(s.rounds.length) + (s.failed ? ' (failed)' : ''),
+    statCell(s.firstWrite),
+    statCell(s.newLeader),
+    statCell(s.rejoin),
+    num(s.errorsDuringFailover, 'count'),
+    num(s.errorsOutsideFailover, 'count'),
+  ]);
+}
+
+function failoverText(f: BenchFile): string {
+  const all = failoverSizes(f);
+  if (all.length === 0) return '';
+  const out: string[] = [];
+  for (const x of all) {
+    out.push(`Failover (${x.target}): SIGKILL of the leader under ${num(x.rate, 'ops/s')} setData/s on every member (ms, median [min–max] over the rounds)`);
+    out.push(table(FAILOVER_HEAD, failoverRows(x.sizes), [true, true, true, true, true, true, true]));
+    for (const s of x.sizes) if (s.failed) out.push(`  ${s.members} members: ${s.failed.split('\n')[0]}`);
   }
   return out.join('\n');
 }
@@ -367,6 +409,34 @@ export function renderHtml(f: BenchFile): string {
       h.push(htmlTable(STEP_HEAD, rows, STEP_NUM));
       h.push(htmlTable(['target', 'round', 'knee', 'note'], runs.map((r) => [r.target, r.round, r.knee?.rate != null ? num(r.knee.rate, 'ops/s') : '-', r.knee?.note ?? ''])));
     }
+    if (w === 'failover')
+      for (const x of failoverSizes(f)) {
+        h.push(`<p>${esc(x.target)}: SIGKILL of the leader under ${esc(num(x.rate, 'ops/s'))} setData/s spread over every member; ms, median [min–max] over the rounds.</p>`);
+        h.push(htmlTable(FAILOVER_HEAD, failoverRows(x.sizes), [true, true, true, true, true, true, true]));
+        const rows: (string | number)[][] = [];
+        for (const s of x.sizes)
+          for (const r of s.rounds)
+            rows.push([
+              s.members,
+              r.round,
+              `s${r.killed}`,
+              r.newLeader !== null ? `s${r.newLeader}` : '-',
+              num(r.firstWriteMs),
+              r.firstWriteVia !== null ? `s${r.firstWriteVia}` : '-',
+              num(r.newLeaderMs),
+              num(r.allServingMs),
+              num(r.rejoinMs),
+              `${Object.values(r.duringErrors).reduce((a, b) => a + b, 0)} ${Object.keys(r.duringErrors).length ? JSON.stringify(r.duringErrors) : ''}`,
+              r.notes.join('; '),
+            ]);
+        h.push(
+          htmlTable(
+            ['members', 'round', 'killed', 'new leader', 'kill → first write acked', 'via', 'kill → leader in srvr', 'kill → all serving', 'restart → rejoined', 'load writes failed during failover', 'notes'],
+            rows,
+            [true, true, false, false, true, false, true, true, true, false, false],
+          ),
+        );
+      }
     if (runs.some((r) => r.phases)) {
       const rows: (string | number)[][] = [];
       for (const r of runs) if (r.phases) rows.push(...stepRows(Object.entries(r.phases).map(([k, s]) => ({ ...s, label: k })), r.target, r.round));

@@ -28,7 +28,7 @@ export interface StepResult {
   latency: LatencySummary;
   perOp: Record<string, LatencySummary>;
   /** The server process (when local): CPU over the window, memory at its end (anonMB: RssAnon, without mapped files). */
-  server?: { cpuCores: number; cpuUsPerOp: number | null; rssMB: number; anonMB: number; threads: number };
+  server?: { cpuCores: number; cpuUsPerOp: number | null; rssMB: number; anonMB: number; threads: number; processes?: number };
   /** Busy fraction of the whole machine (all cores) during the window, and the bench process's own CPU. */
   /**
    * busy: fraction of all cores busy; benchCpuCores: this bench process (coordinator +

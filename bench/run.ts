@@ -11,11 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoadGen } from './loadgen/pool.js';
 import { runMicro } from './micro.js';
-import { ALL_WORKLOADS, type Options, parseArgs, USAGE } from './options.js';
+import { DEFAULT_WORKLOADS, type Options, parseArgs, USAGE } from './options.js';
 import { ProgressDisplay } from './progress.js';
 import { type BenchFile, renderHtml, renderText } from './report.js';
 import { type StepResult, summarise, type WorkloadRun } from './results.js';
-import { externalTarget, parseAddresses, startCorral, type Target } from './target.js';
+import { externalTarget, parseAddresses, startCorral, startCorralEnsemble, type Target } from './target.js';
 import { cleanup, type Ctx, type Plan, runWorkload, WORKLOAD_DESCRIPTIONS, warmTarget } from './workloads.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -120,19 +120,35 @@ async function load(o: Options): Promise<void> {
         const n = o.snapCount > 0 ? o.snapCount : Math.max(2, Math.min(100_000, Math.floor(o.keys / 2)));
         if (n !== 100_000) cfg.push(`snapCount=${n}`);
       }
-      progress.log(`starting Corral (forceSync=${o.forceSync ? 'yes' : 'no'}${o.transport === 'ws' ? ', wsPort' : ''}${cfg.map((l) => `, ${l}`).join('')})`);
-      const c = await startCorral({ forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
-      targets.push(c);
-      progress.log(
-        `Corral ${c.info.version} ready on 127.0.0.1:${c.addresses[0].port}${c.wsAddresses ? ` (WebSocket ${c.wsAddresses[0].port})` : ''} (pid ${c.pid}) in ${c.info.startToReadyMs} ms`,
-      );
+      const what = `forceSync=${o.forceSync ? 'yes' : 'no'}${o.transport === 'ws' ? ', wsPort' : ''}${cfg.map((l) => `, ${l}`).join('')}`;
+      if (o.topology === 'ensemble3') {
+        progress.log(`starting a Corral ensemble of 3 (${what})`);
+        const c = await startCorralEnsemble({ size: 3, forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
+        targets.push(c);
+        const modes = await c.modes();
+        progress.log(
+          `Corral ${c.info.version} ensemble serving in ${c.info.startToServingMs} ms: ${c.members.map((m) => `s${m.id} ${modes.get(m.id)} on 127.0.0.1:${m.clientPort} (pid ${m.child?.pid})`).join(', ')}; sessions spread round-robin`,
+        );
+      } else {
+        progress.log(`starting Corral (${what})`);
+        const c = await startCorral({ forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
+        targets.push(c);
+        progress.log(
+          `Corral ${c.info.version} ready on 127.0.0.1:${c.addresses[0].port}${c.wsAddresses ? ` (WebSocket ${c.wsAddresses[0].port})` : ''} (pid ${c.pid}) in ${c.info.startToReadyMs} ms`,
+        );
+      }
     }
     const ext = o.target ?? o.compare;
     if (ext !== undefined) {
       const t = await externalTarget('target', parseAddresses(ext));
       targets.push(t);
-      progress.log(`target ${t.label}: ${t.info.version} (${t.info.process})`);
+      progress.log(`target ${t.label}: ${t.info.version} (${t.info.process})${t.addresses.length > 1 ? `; sessions spread round-robin over ${t.addresses.length} addresses` : ''}`);
       if (t.info.ruok !== 'imok') notes.push(`${t.label} did not answer ruok with imok (${t.info.ruok}); continuing`);
+      if (t.addresses.length > 1 && t.pid !== undefined)
+        notes.push(
+          `${t.label}: server CPU and memory are those of the process listening on the first address only (pid ${t.pid})` +
+            (targets.some((x) => x.kind === 'corral-ensemble') ? '; Corral\'s are summed over its 3 members, so the CPU-per-op and RSS figures of the two are not comparable' : ''),
+        );
     }
     if (o.transport === 'ws') progress.log('load generator transport: WebSocket (protobuf corral.v1)');
     lg = LoadGen.start(o.threads);
@@ -143,13 +159,17 @@ async function load(o: Options): Promise<void> {
       root: `/corral-bench-${process.pid}-${Date.now().toString(36)}`,
       prepared: new Map(),
     };
-    for (const t of targets) {
-      const s = await warmTarget(ctx, t);
-      if (s !== null) warmups.push({ target: t.id, step: s });
-    }
+    // failover and startup start servers of their own: no warmup of the targets for them.
+    if (o.workloads.some((w) => w !== 'failover' && w !== 'startup'))
+      for (const t of targets) {
+        const s = await warmTarget(ctx, t);
+        if (s !== null) warmups.push({ target: t.id, step: s });
+      }
     for (const w of o.workloads) {
       const plan: Plan = {};
-      for (let round = 1; round <= o.rounds && !interrupted; round++) {
+      // failover repeats its kills itself (--failover-rounds), once per run.
+      const rounds = w === 'failover' ? 1 : o.rounds;
+      for (let round = 1; round <= rounds && !interrupted; round++) {
         try {
           runs.push(...(await runWorkload(ctx, w, targets, round, plan)));
         } catch (e) {
@@ -259,7 +279,7 @@ async function main(): Promise<void> {
     return;
   }
   if (o.micro) return micro(o);
-  if (o.workloads.length === 0) o.workloads = [...ALL_WORKLOADS];
+  if (o.workloads.length === 0) o.workloads = [...DEFAULT_WORKLOADS];
   return load(o);
 }
 

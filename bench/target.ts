@@ -4,7 +4,7 @@
 // CPU time and resident memory can be read from /proc whichever server it is.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,9 +18,14 @@ export interface Target {
   addresses: Address[];
   /** The WebSocket endpoint (Corral's wsPort), for --transport ws. */
   wsAddresses?: Address[];
-  kind: 'corral-child' | 'external';
+  kind: 'corral-child' | 'corral-ensemble' | 'external';
   /** pid of the (first) server process, when it is on this machine. */
   pid?: number;
+  /**
+   * Every server process whose CPU and memory count for this target (an ensemble's
+   * members, as they are now); default: [pid].
+   */
+  pids?(): number[];
   /** Filled in after start: the `srvr` reply's version line, config notes. */
   info: Record<string, string | number | boolean>;
   /** Corral child: WARN/ERROR lines of its log (counted and sampled). */
@@ -115,6 +120,56 @@ export function procSample(pid: number): ProcSample | null {
   } catch {
     return null;
   }
+}
+
+/** The processes whose CPU and memory count for target `t`. */
+export function targetPids(t: Target): number[] {
+  if (t.pids !== undefined) return t.pids();
+  return t.pid !== undefined ? [t.pid] : [];
+}
+
+/** procSample of each of the target's processes, by pid (those that could be read). */
+export function targetProcSamples(t: Target): Map<number, ProcSample> {
+  const out = new Map<number, ProcSample>();
+  for (const pid of targetPids(t)) {
+    const p = procSample(pid);
+    if (p !== null) out.set(pid, p);
+  }
+  return out;
+}
+
+/** The target's processes summed (CPU, RSS, threads); null if none could be read. */
+export function targetProcSample(t: Target): ProcSample | null {
+  return sumSamples(targetProcSamples(t));
+}
+
+export function sumSamples(m: Map<number, ProcSample>): ProcSample | null {
+  if (m.size === 0) return null;
+  const s: ProcSample = { cpuS: 0, rssMB: 0, anonMB: 0, fileMB: 0, threads: 0 };
+  for (const p of m.values()) {
+    s.cpuS += p.cpuS;
+    s.rssMB += p.rssMB;
+    s.anonMB += p.anonMB;
+    s.fileMB += p.fileMB;
+    s.threads += p.threads;
+  }
+  return s;
+}
+
+/**
+ * CPU seconds used between two sets of samples, over the processes present in both (a
+ * member killed or restarted meanwhile contributes nothing for the window).
+ */
+export function cpuBetween(a: Map<number, ProcSample>, b: Map<number, ProcSample>): number | null {
+  let cpu = 0;
+  let n = 0;
+  for (const [pid, p1] of b) {
+    const p0 = a.get(pid);
+    if (p0 === undefined) continue;
+    cpu += p1.cpuS - p0.cpuS;
+    n++;
+  }
+  return n > 0 ? cpu : null;
 }
 
 /** Machine-wide CPU time (all cores), from /proc/stat, in seconds: total, idle, and irq + softirq. */
@@ -243,8 +298,12 @@ function versionLine(srvr: string): string {
 }
 
 export function corralMainJs(): string {
-  // dist/bench/target.js -> dist/src/cli/main.js
-  return join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+  // dist/bench/target.js -> dist/src/cli/main.js; from the sources (vitest):
+  // bench/target.ts -> dist/src/cli/main.js
+  const here = dirname(fileURLToPath(import.meta.url));
+  const built = join(here, '..', 'src', 'cli', 'main.js');
+  if (existsSync(built)) return built;
+  return join(here, '..', 'dist', 'src', 'cli', 'main.js');
 }
 
 export interface CorralChildOptions {
@@ -469,4 +528,277 @@ export async function externalTarget(id: string, addresses: Address[]): Promise<
     },
     async stop() {},
   };
+}
+
+// --- Corral ensembles -------------------------------------------------------------------
+
+export type MemberMode = 'leader' | 'follower' | 'observer' | 'not serving' | 'down';
+
+export interface EnsembleMember {
+  id: number;
+  clientPort: number;
+  quorumPort: number;
+  electionPort: number;
+  wsPort?: number;
+  dir: string;
+  dataDir: string;
+  cfgPath: string;
+  child: ChildProcess | null;
+  /** Every pid this member has had (it is restarted in the failover workload). */
+  pidsSeen: number[];
+  exited: boolean;
+  exitInfo: string;
+  tail: string[];
+}
+
+/** A Corral ensemble the bench starts: N `corral start` processes on loopback. */
+export interface EnsembleTarget extends Target {
+  kind: 'corral-ensemble';
+  members: EnsembleMember[];
+  address(id: number): Address;
+  isUp(id: number): boolean;
+  /** The member's `srvr` Mode (`not serving` between roles, `down` if its process is gone). */
+  mode(id: number, timeoutMs?: number): Promise<MemberMode>;
+  modes(): Promise<Map<number, MemberMode>>;
+  /** Waits until every member in `ids` (default: all that are up) serves, one of them as leader; resolves to the leader's id. */
+  waitServing(ids?: number[], timeoutMs?: number): Promise<number>;
+  /** Sends `signal` (default SIGKILL) and waits for the process to be gone; resolves to nowMs() just before the signal. */
+  killMember(id: number, signal?: NodeJS.Signals): Promise<number>;
+  /** (Re)starts a member; resolves to spawn -> `ruok` answered ms (it may not serve yet). */
+  startMember(id: number): Promise<number>;
+  /** The last lines of every member's log. */
+  logTail(lines?: number): string;
+}
+
+export interface CorralEnsembleOptions {
+  size: number;
+  forceSync: boolean;
+  /** Extra zoo.cfg lines for every member. */
+  extraCfg?: string;
+  ws?: boolean;
+  /** Target id and label (default 'corral', 'Corral ensemble of N'). */
+  id?: string;
+  label?: string;
+  /** How long to wait for a leader and N-1 followers. */
+  settleTimeoutMs?: number;
+}
+
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function srvrMode(srvr: string): MemberMode {
+  const m = /^Mode: (\w+)/m.exec(srvr)?.[1];
+  return m === 'leader' || m === 'follower' || m === 'observer' ? m : 'not serving';
+}
+
+/**
+ * Starts an ensemble of `size` Corral processes (generated zoo.cfg per member with
+ * `server.N=127.0.0.1:quorumPort:electionPort` lines, `<dataDir>/myid`, tickTime=2000,
+ * initLimit=10, syncLimit=5 as in ZooKeeper's sample config and zkref), all at once, and
+ * waits until one leads and the others follow.
+ */
+export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<EnsembleTarget> {
+  const main = corralMainJs();
+  if (!existsSync(main)) throw new Error(`${main} not found: build first (npm run build)`);
+  if (o.size < 1) throw new Error('an ensemble needs at least one member');
+  const root = mkdtempSync(join(tmpdir(), 'corral-bench-ens-'));
+  const members: EnsembleMember[] = [];
+  for (let id = 1; id <= o.size; id++) {
+    const dir = join(root, `s${id}`);
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'myid'), `${id}\n`);
+    members.push({
+      id,
+      clientPort: await freePort(),
+      quorumPort: await freePort(),
+      electionPort: await freePort(),
+      wsPort: o.ws ? await freePort() : undefined,
+      dir,
+      dataDir,
+      cfgPath: join(dir, 'zoo.cfg'),
+      child: null,
+      pidsSeen: [],
+      exited: true,
+      exitInfo: '',
+      tail: [],
+    });
+  }
+  const serverLines = members.map((m) => `server.${m.id}=127.0.0.1:${m.quorumPort}:${m.electionPort}`);
+  const cfgOf = (m: EnsembleMember) =>
+    [
+      '# generated by npm run bench (ensemble member)',
+      'tickTime=2000',
+      'initLimit=10',
+      'syncLimit=5',
+      `dataDir=${m.dataDir}`,
+      `clientPort=${m.clientPort}`,
+      'clientPortAddress=127.0.0.1',
+      ...(m.wsPort !== undefined ? [`wsPort=${m.wsPort}`, 'wsPortAddress=127.0.0.1'] : []),
+      'maxClientCnxns=0',
+      '4lw.commands.whitelist=*',
+      `forceSync=${o.forceSync ? 'yes' : 'no'}`,
+      ...serverLines,
+      o.extraCfg ?? '',
+    ].join('\n');
+  for (const m of members) writeFileSync(m.cfgPath, cfgOf(m) + '\n');
+  const logs: ServerLogs = { warn: 0, error: 0, samples: [], tail: [] };
+  const listeners = new Set<(line: string) => void>();
+  const onLine = (m: EnsembleMember, line: string) => {
+    if (line === '') return;
+    const tagged = `[s${m.id}] ${line}`;
+    m.tail.push(line);
+    if (m.tail.length > 400) m.tail.splice(0, 200);
+    logs.tail.push(tagged);
+    if (logs.tail.length > 2000) logs.tail.splice(0, 1000);
+    const level = /\[(WARN|ERROR)\]/.exec(line)?.[1] ?? (/^corral: /.test(line) ? 'ERROR' : null);
+    if (level === 'WARN') logs.warn++;
+    if (level === 'ERROR') logs.error++;
+    if (level !== null && logs.samples.length < 20) logs.samples.push(tagged);
+    for (const l of listeners) l(tagged);
+  };
+  const member = (id: number) => {
+    const m = members.find((x) => x.id === id);
+    if (m === undefined) throw new Error(`no member ${id}`);
+    return m;
+  };
+  const isUp = (id: number) => {
+    const m = member(id);
+    return m.child !== null && !m.exited;
+  };
+  const address = (id: number): Address => ({ host: '127.0.0.1', port: member(id).clientPort });
+  const logTail = (lines = 30) => members.map((m) => `--- member ${m.id} (${m.exitInfo || (m.exited ? 'down' : 'up')})\n${m.tail.slice(-lines).join('\n')}`).join('\n');
+  const startMember = async (id: number): Promise<number> => {
+    const m = member(id);
+    if (isUp(id)) throw new Error(`member ${id} is running`);
+    const t0 = performance.now();
+    const c = spawn(process.execPath, [main, 'start', m.cfgPath], { cwd: m.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    m.child = c;
+    m.exited = false;
+    m.exitInfo = '';
+    if (c.pid !== undefined) m.pidsSeen.push(c.pid);
+    c.on('exit', (code, sig) => {
+      if (m.child !== c) return;
+      m.exited = true;
+      m.exitInfo = `exit code ${code}${sig ? ` signal ${sig}` : ''}`;
+    });
+    for (const stream of [c.stdout!, c.stderr!]) {
+      let rest = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d: string) => {
+        const lines = (rest + d).split('\n');
+        rest = lines.pop() ?? '';
+        for (const l of lines) onLine(m, l);
+      });
+    }
+    try {
+      await waitReady(address(id), () => m.child === c && !m.exited, 120_000, 20);
+    } catch (e) {
+      c.kill('SIGKILL');
+      throw new Error(`Corral member ${id} did not start (${(e as Error).message}${m.exitInfo ? `, ${m.exitInfo}` : ''}):\n${m.tail.slice(-20).join('\n')}`);
+    }
+    return performance.now() - t0;
+  };
+  const killMember = async (id: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<number> => {
+    const m = member(id);
+    const c = m.child;
+    if (c === null || m.exited) return nowMsLocal();
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    const t0 = nowMsLocal();
+    c.kill(signal);
+    const hard = signal === 'SIGKILL' ? undefined : setTimeout(() => c.kill('SIGKILL'), 60_000);
+    await gone;
+    if (hard !== undefined) clearTimeout(hard);
+    return t0;
+  };
+  const mode = async (id: number, timeoutMs = 1000): Promise<MemberMode> => {
+    if (!isUp(id)) return 'down';
+    return srvrMode(await fourLetter(address(id), 'srvr', timeoutMs));
+  };
+  const modes = async () => {
+    const out = new Map<number, MemberMode>();
+    await Promise.all(members.map(async (m) => out.set(m.id, await mode(m.id))));
+    return out;
+  };
+  const waitServing = async (ids?: number[], timeoutMs = o.settleTimeoutMs ?? 60_000): Promise<number> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const want = ids ?? members.filter((m) => isUp(m.id)).map((m) => m.id);
+      const st = await modes();
+      const leaders = want.filter((id) => st.get(id) === 'leader');
+      const serving = want.every((id) => ['leader', 'follower', 'observer'].includes(st.get(id)!));
+      if (serving && leaders.length === 1) return leaders[0];
+      if (Date.now() > deadline)
+        throw new Error(`ensemble did not settle in ${timeoutMs} ms: ${[...st].map(([k, v]) => `s${k}=${v}`).join(' ')}\n${logTail(15)}`);
+      await sleepMs(25);
+    }
+  };
+  const t0 = performance.now();
+  try {
+    await Promise.all(members.map((m) => startMember(m.id)));
+  } catch (e) {
+    for (const m of members) if (m.child !== null && !m.exited) m.child.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
+  let leader: number;
+  try {
+    leader = await waitServing();
+  } catch (e) {
+    await Promise.all(members.map((m) => killMember(m.id)));
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
+  const readyMs = performance.now() - t0;
+  // Members that start before the others log that they cannot reach them yet: that is
+  // start-up, not the run. Count it apart.
+  const startWarnings = logs.warn;
+  logs.warn = 0;
+  logs.error = 0;
+  logs.samples.length = 0;
+  const srvr = await fourLetter(address(leader), 'srvr');
+  const target: EnsembleTarget = {
+    id: o.id ?? 'corral',
+    label: o.label ?? `Corral ensemble of ${o.size}`,
+    addresses: members.map((m) => address(m.id)),
+    wsAddresses: o.ws ? members.map((m) => ({ host: '127.0.0.1', port: m.wsPort!, transport: 'ws' as const })) : undefined,
+    kind: 'corral-ensemble',
+    pid: members[0].child?.pid,
+    pids: () => members.filter((m) => m.child !== null && !m.exited && m.child.pid !== undefined).map((m) => m.child!.pid!),
+    logs,
+    logListeners: listeners,
+    members,
+    info: {
+      version: versionLine(srvr),
+      members: o.size,
+      startToServingMs: Math.round(readyMs),
+      startWarnings,
+      leaderAtStart: leader,
+      forceSync: o.forceSync,
+      pids: members.map((m) => `s${m.id}=${m.child?.pid}`).join(' '),
+      clientPorts: members.map((m) => m.clientPort).join(','),
+      dataDir: members.map((m) => m.dataDir).join(' '),
+      cfg: cfgOf(members[0]).replace(/\n+$/, ''),
+    },
+    address,
+    isUp,
+    mode,
+    modes,
+    waitServing,
+    killMember,
+    startMember,
+    logTail,
+    async stop() {
+      target.info.dataDirBytesAtStop = members.reduce((a, m) => a + dirBytes(m.dataDir), 0);
+      target.info.dataDirEntries = listDir(members[0].dataDir).join(' ');
+      await Promise.all(members.map((m) => killMember(m.id, 'SIGTERM')));
+      target.info.exit = members.map((m) => `s${m.id}: ${m.exitInfo}`).join('; ');
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+  return target;
+}
+
+/** Same clock as the load generator's nowMs() (wall-clock ms, sub-ms resolution). */
+function nowMsLocal(): number {
+  return performance.timeOrigin + performance.now();
 }

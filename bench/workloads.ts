@@ -12,7 +12,8 @@ import type { Address, ConnectResult, KeySpace, OpMix, PhaseResult, PhaseSpec, S
 import type { Options, WorkloadName } from './options.js';
 import { fmtRate, type ProgressDisplay } from './progress.js';
 import { knee, mergeCounts, mergePhase, type Metric, round3, skippedStep, type StepResult, sumCounts, type WorkloadRun } from './results.js';
-import { allProcessesCpu, listenOverflows, mntr, procSample, type RestartInfo, systemCpu, type Target, timeStartups } from './target.js';
+import { failoverWorkload } from './failover.js';
+import { allProcessesCpu, cpuBetween, listenOverflows, mntr, type RestartInfo, sumSamples, systemCpu, type Target, targetPids, targetProcSample, targetProcSamples, timeStartups } from './target.js';
 
 export interface Ctx {
   opts: Options;
@@ -34,15 +35,15 @@ const FANOUT = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function newRun(workload: string, target: Target, round: number): WorkloadRun {
+export function newRun(workload: string, target: Target, round: number): WorkloadRun {
   return { workload, target: target.id, round, startedAt: new Date().toISOString(), metrics: {}, connectErrors: {}, notes: [] };
 }
 
-function metric(value: number | null | undefined, unit: string, better: 'higher' | 'lower'): Metric {
+export function metric(value: number | null | undefined, unit: string, better: 'higher' | 'lower'): Metric {
   return { value: value === undefined || value === null || !Number.isFinite(value) ? null : round3(value), unit, better };
 }
 
-function fmtMs(x: number): string {
+export function fmtMs(x: number): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
@@ -57,7 +58,7 @@ function stepLine(s: StepResult): string {
  * Runs one target's part of a workload; a failure (server gone, setup refused) is
  * recorded on that run and does not take the other target's figures down with it.
  */
-async function guard(ctx: Ctx, run: WorkloadRun, fn: () => Promise<unknown>): Promise<void> {
+export async function guard(ctx: Ctx, run: WorkloadRun, fn: () => Promise<unknown>): Promise<void> {
   try {
     await fn();
   } catch (e) {
@@ -69,7 +70,7 @@ async function guard(ctx: Ctx, run: WorkloadRun, fn: () => Promise<unknown>): Pr
 }
 
 /** Creates a znode (and nothing else) with a short-lived raw session; NODEEXISTS is fine. */
-async function ensureNode(t: Target, path: string, data: Buffer<ArrayBuffer> = Buffer.alloc(0)): Promise<void> {
+export async function ensureNode(t: Target, path: string, data: Buffer<ArrayBuffer> = Buffer.alloc(0)): Promise<void> {
   const a = t.addresses[0];
   const c = await RawClient.connect(a.host, a.port);
   try {
@@ -103,7 +104,7 @@ function loadAddrs(ctx: Ctx, t: Target): Address[] {
   throw new Error(`${t.label} has no WebSocket endpoint (--transport ws needs --ws-port for a server the bench did not start)`);
 }
 
-async function withSessions<T>(ctx: Ctx, t: Target, count: number, run: WorkloadRun | null, fn: () => Promise<T>): Promise<T> {
+export async function withSessions<T>(ctx: Ctx, t: Target, count: number, run: WorkloadRun | null, fn: () => Promise<T>): Promise<T> {
   const n = ctx.lg.size;
   const per = shares(count, n);
   let base = 0;
@@ -137,7 +138,7 @@ async function withSessions<T>(ctx: Ctx, t: Target, count: number, run: Workload
   }
 }
 
-interface StepArgs {
+export interface StepArgs {
   label: string;
   mode: PhaseSpec['mode'];
   mix?: OpMix;
@@ -155,7 +156,7 @@ interface StepArgs {
  * Runs one phase on every load-generator thread (aligned start), samples the server's
  * /proc CPU and memory at the edges of the measured window, and merges the answers.
  */
-async function step(ctx: Ctx, t: Target, a: StepArgs): Promise<StepResult> {
+export async function step(ctx: Ctx, t: Target, a: StepArgs): Promise<StepResult> {
   const n = ctx.lg.size;
   const startAt = nowMs() + 100;
   const warmupMs = a.mode === 'closed' ? (a.warmupMs ?? 0) : 0;
@@ -184,8 +185,9 @@ async function step(ctx: Ctx, t: Target, a: StepArgs): Promise<StepResult> {
     return spec;
   });
   // /proc samples at the window's edges (the coordinator thread is idle meanwhile).
-  type Edge = { proc: ReturnType<typeof procSample>; sys: ReturnType<typeof systemCpu>; bench: NodeJS.CpuUsage; all: Map<number, number>; at: number };
-  const sample = (): Edge => ({ proc: t.pid !== undefined ? procSample(t.pid) : null, sys: systemCpu(), bench: process.cpuUsage(), all: allProcessesCpu(), at: nowMs() });
+  // For an ensemble: every member's process, summed (CPU over those alive at both edges).
+  type Edge = { proc: ReturnType<typeof targetProcSamples>; sys: ReturnType<typeof systemCpu>; bench: NodeJS.CpuUsage; all: Map<number, number>; at: number };
+  const sample = (): Edge => ({ proc: targetProcSamples(t), sys: systemCpu(), bench: process.cpuUsage(), all: allProcessesCpu(), at: nowMs() });
   let e0: Edge | null = null;
   let e1: Edge | null = null;
   const timers: NodeJS.Timeout[] = [];
@@ -216,15 +218,17 @@ async function step(ctx: Ctx, t: Target, a: StepArgs): Promise<StepResult> {
   const edge1 = e1 as Edge;
   if (edge0 !== null) {
     const wall = (edge1.at - edge0.at) / 1000;
-    if (edge0.proc !== null && edge1.proc !== null && wall > 0) {
-      const cpu = edge1.proc.cpuS - edge0.proc.cpuS;
+    const cpu = cpuBetween(edge0.proc, edge1.proc);
+    const mem = sumSamples(edge1.proc);
+    if (cpu !== null && mem !== null && wall > 0) {
       const ops = a.mode === 'sequence' ? s.ok : s.throughput * wall;
       s.server = {
         cpuCores: round3(cpu / wall),
         cpuUsPerOp: ops > 0 ? round3((cpu * 1e6) / ops) : null,
-        rssMB: Math.round(edge1.proc.rssMB * 10) / 10,
-        anonMB: Math.round(edge1.proc.anonMB * 10) / 10,
-        threads: edge1.proc.threads,
+        rssMB: Math.round(mem.rssMB * 10) / 10,
+        anonMB: Math.round(mem.anonMB * 10) / 10,
+        threads: mem.threads,
+        processes: edge1.proc.size,
       };
     }
     if (edge0.sys !== null && edge1.sys !== null && wall > 0) {
@@ -235,8 +239,9 @@ async function step(ctx: Ctx, t: Target, a: StepArgs): Promise<StepResult> {
       // CPU of every other process meanwhile (not the server, not the bench): the noise
       // of a shared machine. Interrupt time (loopback networking) is reported apart.
       let other = 0;
+      const own = new Set([process.pid, ...edge0.proc.keys(), ...edge1.proc.keys(), ...targetPids(t)]);
       for (const [pid, c1] of edge1.all) {
-        if (pid === process.pid || pid === t.pid) continue;
+        if (own.has(pid)) continue;
         other += c1 - (edge0.all.get(pid) ?? c1);
       }
       s.machine = {
@@ -456,7 +461,7 @@ async function stormOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number): P
         errors,
         connect: h.summary(),
         closeMs: round3(Math.max(...res.map((x) => x.closeMs))),
-        rssMBAfter: t.pid !== undefined ? procSample(t.pid)?.rssMB : undefined,
+        rssMBAfter: targetProcSample(t)?.rssMB,
         // Accept-queue overflows meanwhile (machine-wide): each costs a ~1 s SYN-ACK retransmission.
         listenOverflows: ov0 === null ? null : (listenOverflows() ?? ov0) - ov0,
       };
@@ -547,7 +552,7 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
     const leaves: KeySpace = { kind: 'tree', root, count: o.keys, fanout: FANOUT };
     const mem = async () => {
       const m = await mntr(t.addresses[0]);
-      const p = t.pid !== undefined ? procSample(t.pid) : null;
+      const p = targetProcSample(t);
       return {
         rssMB: p ? Math.round(p.rssMB) : null,
         anonMB: p ? Math.round(p.anonMB) : null,
@@ -606,7 +611,7 @@ async function largeTreeOne(ctx: Ctx, t: Target, run: WorkloadRun, round: number
       ctx.progress.log(
         `${t.id} large-tree: stopped in ${restart.stopMs} ms; spawn to ruok ${restart.spawnToReadyMs} ms; recovery ${restart.recoveryMs ?? '?'} ms + digest ${restart.digestMs ?? '?'} ms (${restart.znodes ?? '?'} znodes, ${restart.replayed ?? '?'} txns replayed); anon RSS ${afterRestart.anonMB ?? '?'} MB`,
       );
-    } else run.notes.push('restart / recovery not measured: the bench did not start this server');
+    } else run.notes.push(t.kind === 'corral-ensemble' ? 'restart / recovery not measured for an ensemble (standalone topology only)' : 'restart / recovery not measured: the bench did not start this server');
     await withSessions(ctx, t, o.sessions, run, async () => {
       phases['delete'] = await step(ctx, t, { ...seq, label: `large-tree r${round} delete ${o.keys} znodes`, keys: leaves, valueSize: 0, sequence: { op: 'delete' } });
       phases['delete dirs'] = await step(ctx, t, { ...seq, label: `large-tree r${round} delete dirs`, keys: dirs, valueSize: 0, sequence: { op: 'delete' } });
@@ -771,6 +776,10 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
   for (const t of targets) {
     const run = newRun('startup', t, round);
     runs.push(run);
+    if (t.kind === 'corral-ensemble') {
+      run.notes.push('start to serving is measured for a standalone Corral only (run startup without --topology ensemble3); the ensemble\'s own start to serving is in its target info');
+      continue;
+    }
     if (t.kind !== 'corral-child') {
       run.notes.push('start to serving not measured: the bench did not start this server (time its launch script instead)');
       continue;
@@ -841,6 +850,8 @@ export async function runWorkload(ctx: Ctx, name: WorkloadName, targets: Target[
       return largeTreeWorkload(ctx, targets, round);
     case 'startup':
       return startupWorkload(ctx, targets, round);
+    case 'failover':
+      return failoverWorkload(ctx, targets, round);
   }
 }
 
@@ -855,6 +866,7 @@ export const WORKLOAD_DESCRIPTIONS: Record<WorkloadName, string> = {
   'large-values': 'setData / getData of large values (closed loop, few sessions)',
   'large-tree': 'create N znodes (2 levels, 1000 per parent), server memory, snapshot during the create (probed), getData over them, restart on the dataDir (recovery), delete',
   startup: 'start Corral N times on an empty dataDir: spawn to ruok answered imok',
+  failover: 'Corral ensembles of N members under a steady setData load on every member: SIGKILL the leader, time kill -> first write acknowledged and kill -> new leader in srvr; restart it, repeat',
 };
 
 /** Removes this run's znodes from a server the bench does not own. */

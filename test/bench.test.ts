@@ -10,8 +10,10 @@ import { nowMs } from '../bench/loadgen/session.js';
 import type { ConnectResult, KeySpace, PhaseResult, PhaseSpec } from '../bench/loadgen/types.js';
 import { type BenchFile, renderHtml, renderText } from '../bench/report.js';
 import { knee, mergePhase, type StepResult, summarise } from '../bench/results.js';
-import { parseSnapshotLine } from '../bench/workloads.js';
-import { parseArgs } from '../bench/options.js';
+import { type Ctx, parseSnapshotLine, runWorkload } from '../bench/workloads.js';
+import { DEFAULT_WORKLOADS, parseArgs } from '../bench/options.js';
+import { ProgressDisplay } from '../bench/progress.js';
+import type { Target } from '../bench/target.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 let ts: TestServer;
@@ -194,6 +196,27 @@ describe('bench arithmetic and reports', () => {
     expect(parseSnapshotLine('recovered zxid 0x10: 3 znodes')).toBeNull();
   });
 
+  it('parses the topology and failover flags', () => {
+    const d = parseArgs([]);
+    expect(d.topology).toBe('standalone');
+    expect(d.failoverSizes).toEqual([3, 5]);
+    expect(d.failoverRounds).toBe(5);
+    expect(d.workloads).not.toContain('failover');
+    expect(DEFAULT_WORKLOADS).not.toContain('failover');
+    const o = parseArgs(['--topology', 'ensemble3', '--workloads', 'mix90,failover', '--failover-sizes', '3,5,7', '--failover-rounds=2', '--failover-rate', '400']);
+    expect(o.topology).toBe('ensemble3');
+    expect(o.workloads).toEqual(['mix90', 'failover']);
+    expect(o.failoverSizes).toEqual([3, 5, 7]);
+    expect(o.failoverRounds).toBe(2);
+    expect(o.failoverRate).toBe(400);
+    expect(parseArgs(['--topology', 'ensemble3', '--compare', '127.0.0.1:1,127.0.0.1:2']).compare).toBe('127.0.0.1:1,127.0.0.1:2');
+    expect(() => parseArgs(['--topology', 'ensemble5'])).toThrow(/--topology/);
+    expect(() => parseArgs(['--topology', 'ensemble3', '--target', '127.0.0.1:2181'])).toThrow(/--topology/);
+    expect(() => parseArgs(['--failover-sizes', '2'])).toThrow(/--failover-sizes/);
+    expect(() => parseArgs(['--failover-sizes', ''])).toThrow(/--failover-sizes/);
+    expect(() => parseArgs(['--failover-rounds', '0'])).toThrow();
+  });
+
   it('histogram quantiles are within a percent and ordered', () => {
     const h = new Histogram();
     for (let us = 1; us <= 100_000; us++) h.recordUs(us);
@@ -268,4 +291,54 @@ describe('bench arithmetic and reports', () => {
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script src|<link /);
   });
+});
+
+describe('bench failover workload', () => {
+  it('kills the leader of a 3-member Corral ensemble once and reports the failover times', async () => {
+    const opts = parseArgs(['--quick', '--workloads', 'failover', '--failover-sizes', '3', '--failover-rounds', '1', '--failover-rate', '300']);
+    const flg = LoadGen.start(1, { inline: true });
+    const ctx: Ctx = {
+      opts,
+      lg: flg,
+      progress: new ProgressDisplay(() => flg.progress(), process.stderr, false),
+      root: `/bench-failover-${process.pid}`,
+      prepared: new Map(),
+    };
+    // The failover ensembles are the bench's own; a server it did not start is never killed.
+    const corral: Target = { id: 'corral', label: 'Corral', addresses: [], kind: 'corral-child', info: {}, stop: async () => {} };
+    const ext: Target = { id: 'target', label: '127.0.0.1:1', addresses: [{ host: '127.0.0.1', port: 1 }], kind: 'external', info: {}, stop: async () => {} };
+    try {
+      const runs = await runWorkload(ctx, 'failover', [corral, ext], 1, {});
+      expect(runs.map((r) => r.target)).toEqual(['corral', 'target']);
+      const [c, t] = runs;
+      expect(c.failed, c.notes.join('\n')).toBeUndefined();
+      for (const m of ['3 members: kill → first write acked (median)', '3 members: kill → new leader in srvr (median)', '3 members: restart → rejoined (median)']) {
+        const v = c.metrics[m]?.value;
+        expect(typeof v === 'number' && Number.isFinite(v) && v > 0, `${m} = ${v}`).toBe(true);
+      }
+      expect(c.metrics['errors'].value).toBeTypeOf('number');
+      const size = (c.extra as { sizes: { members: number; rounds: { killed: number; newLeader: number | null }[] }[] }).sizes[0];
+      expect(size.members).toBe(3);
+      expect(size.rounds).toHaveLength(1);
+      expect(size.rounds[0].newLeader).not.toBe(size.rounds[0].killed);
+      expect(Object.keys(t.metrics)).toEqual([]);
+      expect(t.notes.join(' ')).toMatch(/failover not measured on 127\.0\.0\.1:1/);
+      const f: BenchFile = {
+        schema: 1,
+        kind: 'load',
+        startedAt: new Date(0).toISOString(),
+        finishedAt: new Date(0).toISOString(),
+        machine: { cpuModel: 'test', cores: 1 },
+        config: { sloMs: 10 },
+        targets: [{ id: 'corral', label: 'Corral', kind: 'corral-child', addresses: '', info: {} }],
+        runs,
+        summary: summarise(runs, ['corral', 'target']),
+        notes: [],
+      };
+      expect(renderText(f)).toMatch(/Failover \(corral\)[\s\S]*kill → first write acked/);
+      expect(renderHtml(f)).toContain('kill → new leader (srvr)');
+    } finally {
+      await flg.close();
+    }
+  }, 30_000);
 });
