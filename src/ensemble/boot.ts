@@ -63,6 +63,7 @@ export async function startEnsembleMember(
       observers: servers.filter((s) => s.role === 'observer').map((s) => s.id),
       // FastLeaderElection's finalizeWait is 200 ms; notifications are resent at that pace too.
       electionTimeout: perTick(200),
+      finalizeWait: perTick(200),
       initLimit: perTick(config.initLimit * config.tickTime),
       syncLimit: perTick(config.syncLimit * config.tickTime),
     },

@@ -98,6 +98,8 @@ export class ZabPeer {
   private lastNotify = 0;
   /** A quorum agreed on this vote; decide on the next tick unless a better one arrives. */
   private finalizeVote: Vote | null = null;
+  /** Tick at which finalizeVote is decided unless a better vote arrives. */
+  private finalizeAt = 0;
 
   // ---- learner -------------------------------------------------------------------------
   private leaderId: PeerId | null = null;
@@ -205,7 +207,7 @@ export class ZabPeer {
     this.now++;
     switch (this._role) {
       case 'looking':
-        if (this.finalizeVote !== null && voteEquals(this.finalizeVote, this.vote)) {
+        if (this.finalizeVote !== null && voteEquals(this.finalizeVote, this.vote) && this.now >= this.finalizeAt) {
           this.checkElection(true);
           if (this._role !== 'looking') break;
         }
@@ -390,6 +392,10 @@ export class ZabPeer {
         return this.onNotification(m);
       case 'FOLLOWERINFO':
       case 'OBSERVERINFO':
+        // A learner thinks we lead, but we follow: tell it (see onNotification).
+        if (this._role === 'following' || this._role === 'observing') this.send(m.from, this.notification());
+        else if (this._role === 'leading') this.leaderOnMessage(m);
+        return;
       case 'ACKEPOCH':
       case 'ACK':
         if (this._role === 'leading') this.leaderOnMessage(m);
@@ -445,6 +451,10 @@ export class ZabPeer {
     if (this._role !== 'looking') {
       // Tell a looking peer who leads (FastLeaderElection answers with its current vote).
       if (n.state === 'looking') this.send(n.from, this.notification());
+      // The peer we chose to follow follows someone else: it will not lead this round
+      // (a quorum decided before our vote settled). Look again rather than wait syncLimit.
+      else if (n.from === this.leaderId && (n.state === 'following' || n.state === 'observing') && (this.lphase === 'info' || this.lphase === 'epoch'))
+        this.startLooking();
       return;
     }
     if (!fromVoter) return; // observers never vote
@@ -504,7 +514,10 @@ export class ZabPeer {
       return;
     }
     if (count < this.cfg.voters.length && !final) {
-      if (this.finalizeVote === null || !voteEquals(this.finalizeVote, this.vote)) this.finalizeVote = this.vote;
+      if (this.finalizeVote === null || !voteEquals(this.finalizeVote, this.vote)) {
+        this.finalizeVote = this.vote;
+        this.finalizeAt = this.now + (this.cfg.finalizeWait ?? 1);
+      }
       return;
     }
     this.finalizeVote = null;

@@ -79,6 +79,8 @@ export interface SimOptions {
   /** Ticks allowed after faults stop for a leader to serve and a write to commit everywhere. */
   livenessTicks: number;
   electionTimeout: number;
+  /** Ticks a partial quorum waits for a better vote (the real server uses 200 ms worth). */
+  finalizeWait: number;
   initLimit: number;
   syncLimit: number;
   /** Compare tree digests every this many committed txns (and always at the end). */
@@ -105,6 +107,7 @@ export function defaultOptions(seed: number, over: Partial<SimOptions> = {}): Si
     compact: r.pick([0, 0.01]),
     livenessTicks: 150,
     electionTimeout: 2,
+    finalizeWait: r.pick([1, 1, 2, 4]),
     initLimit: 10,
     syncLimit: 5,
     digestEvery: 4,
@@ -210,6 +213,7 @@ export class Sim {
         voters: this.voterIds,
         observers: this.observerIds,
         electionTimeout: opts.electionTimeout,
+        finalizeWait: opts.finalizeWait,
         initLimit: opts.initLimit,
         syncLimit: opts.syncLimit,
       };

@@ -192,6 +192,11 @@ export interface ZabConfig {
   observers: PeerId[];
   /** Ticks a looking peer waits before resending its notifications. */
   electionTimeout: number;
+  /**
+   * Ticks to wait, once a quorum (but not every voter) agrees, for a better vote before
+   * deciding (FastLeaderElection's finalizeWait). Default 1.
+   */
+  finalizeWait?: number;
   /** Ticks allowed for discovery + sync (ZooKeeper initLimit). */
   initLimit: number;
   /** Ticks without hearing the other side before giving up (ZooKeeper syncLimit). */

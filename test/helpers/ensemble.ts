@@ -50,7 +50,12 @@ export class Ensemble {
   static async start(opts: EnsembleOptions): Promise<Ensemble> {
     const e = new Ensemble(opts);
     await e.init();
-    await Promise.all(e.members.filter((m) => !opts.startLater?.includes(m.id)).map((m) => e.spawn(m.id)));
+    try {
+      await Promise.all(e.members.filter((m) => !opts.startLater?.includes(m.id)).map((m) => e.spawn(m.id)));
+    } catch (err) {
+      await e.stop(); // members that did start must not outlive the test
+      throw err;
+    }
     return e;
   }
 
