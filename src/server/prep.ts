@@ -49,7 +49,9 @@ export interface PrepOptions {
 
 export class Prep {
   private readonly pending = new Map<string, ChangeRecord>();
+  /** Change records in zxid order; those before `head` are applied (dropped in bulk, not one splice per txn). */
   private readonly queue: ChangeRecord[] = [];
+  private head = 0;
   /** Last zxid handed out. */
   zxid: number;
 
@@ -61,23 +63,32 @@ export class Prep {
   }
 
   get outstandingChanges(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   /** Forget change records of transactions that are now in the tree. */
   applied(zxid: number): void {
-    let n = 0;
-    while (n < this.queue.length && this.queue[n].zxid <= zxid) {
-      const cr = this.queue[n++];
+    const q = this.queue;
+    let n = this.head;
+    while (n < q.length && q[n].zxid <= zxid) {
+      const cr = q[n++];
       if (this.pending.get(cr.path) === cr) this.pending.delete(cr.path);
     }
-    if (n > 0) this.queue.splice(0, n);
+    if (n === q.length) {
+      q.length = 0;
+      n = 0;
+    } else if (n >= 1024 && n * 2 >= q.length) {
+      q.splice(0, n);
+      n = 0;
+    }
+    this.head = n;
   }
 
   /** Drops every pending change (a new leader re-prepares from its tree). */
   reset(zxid: number): void {
     this.pending.clear();
     this.queue.length = 0;
+    this.head = 0;
     this.zxid = zxid;
   }
 
@@ -134,7 +145,8 @@ export class Prep {
   prepareClose(sessionId: bigint, cxid: number): Txn {
     const zxid = ++this.zxid;
     const paths = new Set(this.tree.ephemerals.get(sessionId) ?? []);
-    for (const cr of this.queue) {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const cr = this.queue[i];
       if (cr.stat === null) paths.delete(cr.path);
       else if (cr.stat.ephemeralOwner === sessionId) paths.add(cr.path);
     }
