@@ -51,6 +51,14 @@ export function snapEnvDir(dataDir: string): string {
 }
 
 export class Storage {
+  /**
+   * The server may hand over a new batch while earlier ones are still being committed:
+   * the txn log queues it and makes everything queued during one commit durable in the
+   * next, so the disk never waits for the server to apply and answer the previous batch.
+   * Appends resolve in order, which is all the server's pipeline needs.
+   */
+  readonly maxInFlight = 64;
+
   private constructor(
     readonly txnLog: TxnLog,
     readonly snapshots: SnapshotStore,
