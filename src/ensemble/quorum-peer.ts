@@ -90,8 +90,12 @@ export class QuorumPeer {
   private structural = 0;
   private reportTail: Promise<void> = Promise.resolve();
   private servingRole: string | null = null;
-  /** Leader: syncs waiting for the proposals before them to commit (Leader.processSync). */
-  private leaderSyncs: { from: number; sessionId: bigint; cxid: number; zxid: number }[] = [];
+  /**
+   * Leader: syncs waiting for the proposals before them to commit (Leader.processSync) and
+   * for a quorum to answer a heartbeat sent after they arrived (see ZabPeer.heartbeat).
+   * `from` is the learner that forwarded it, or this server for its own clients.
+   */
+  private leaderSyncs: { from: number; sessionId: bigint; cxid: number; zxid: number; seq: number }[] = [];
   private committedZxid = 0;
   /** When the last role change happened (ms, monotonic) and to what: logged with the time it took. */
   private lookingSince = performance.now();
@@ -115,7 +119,10 @@ export class QuorumPeer {
   readonly link = {
     forward: (req: { sessionId: bigint; cxid: number; op: number; body: Buffer; authIds: { scheme: string; id: string }[]; timeout?: number }) =>
       this.sendToLeader({ type: 'REQUEST', from: this.zab.id, ...req }),
-    sync: (sessionId: bigint, cxid: number) => this.sendToLeader({ type: 'SYNC', from: this.zab.id, sessionId, cxid }),
+    sync: (sessionId: bigint, cxid: number) => {
+      if (this.servingRole === 'leader') this.leaderSync(this.zab.id, sessionId, cxid);
+      else this.sendToLeader({ type: 'SYNC', from: this.zab.id, sessionId, cxid });
+    },
   };
 
   async start(): Promise<void> {
@@ -185,10 +192,7 @@ export class QuorumPeer {
       case 'SYNC':
         // Everything committed before this point is at or below our last proposal; answer
         // once that proposal commits, so the learner has the commit to wait for.
-        if (this.servingRole === 'leader') {
-          this.leaderSyncs.push({ from: m.from, sessionId: m.sessionId, cxid: m.cxid, zxid: this.zab.lastLogged });
-          this.releaseSyncs();
-        }
+        if (this.servingRole === 'leader') this.leaderSync(m.from, m.sessionId, m.cxid);
         return;
       case 'SYNCED':
         if (m.from === this.zab.leader) this.server.syncReply(m.sessionId, m.cxid, m.zxid);
@@ -196,10 +200,18 @@ export class QuorumPeer {
     }
   }
 
+  private leaderSync(from: number, sessionId: bigint, cxid: number): void {
+    this.leaderSyncs.push({ from, sessionId, cxid, zxid: this.zab.lastLogged, seq: this.zab.heartbeat() });
+    this.kick();
+  }
+
   private releaseSyncs(): void {
-    while (this.leaderSyncs.length > 0 && this.leaderSyncs[0]!.zxid <= Math.max(this.committedZxid, this.server.tree.lastZxid)) {
+    const heard = this.zab.quorumHeartbeat();
+    const committed = Math.max(this.committedZxid, this.server.tree.lastZxid);
+    while (this.leaderSyncs.length > 0 && this.leaderSyncs[0]!.zxid <= committed && this.leaderSyncs[0]!.seq <= heard) {
       const s = this.leaderSyncs.shift()!;
-      this.sendTo(s.from, { type: 'SYNCED', from: this.zab.id, sessionId: s.sessionId, cxid: s.cxid, zxid: s.zxid });
+      if (s.from === this.zab.id) this.server.syncReply(s.sessionId, s.cxid, s.zxid);
+      else this.sendTo(s.from, { type: 'SYNCED', from: this.zab.id, sessionId: s.sessionId, cxid: s.cxid, zxid: s.zxid });
     }
   }
 
@@ -271,8 +283,8 @@ export class QuorumPeer {
       }
       if (own >= 0) this.leaderLog.committed(own);
       this.committedZxid = r.commit[r.commit.length - 1]!.zxid;
-      if (this.leaderSyncs.length > 0) this.releaseSyncs();
     }
+    if (this.leaderSyncs.length > 0 && this.servingRole === 'leader') this.releaseSyncs();
     // 5. Roles.
     for (const rc of r.roleChanges) this.onRole(rc.role, rc.epoch, rc.active);
   }

@@ -411,9 +411,10 @@ export class CorralServer implements ConnectionHost, FinalContext {
       this.throttled.add(conn);
     }
     const write = err === 0 && isWriteOp(op);
-    // A learner's sync waits, like a write, for the leader: reads behind it wait too.
-    const learnerSync = err === 0 && op === OpCode.sync && this.serving === 'learner';
-    const item: QueuedRequest = { xid, op, frame: null, body, write: write || learnerSync, received: now, done: false };
+    // In an ensemble a sync waits, like a write, for the leader's quorum check (and, on a
+    // learner, for the leader's commits): reads behind it wait too.
+    const quorumSync = err === 0 && op === OpCode.sync && (this.serving === 'learner' || (this.serving === 'leader' && this.ensemble !== undefined));
+    const item: QueuedRequest = { xid, op, frame: null, body, write: write || quorumSync, received: now, done: false };
     if (err !== 0) item.result = err;
     if (!item.write && conn.queue.length === 0) {
       this.answer(conn, item);
@@ -421,13 +422,14 @@ export class CorralServer implements ConnectionHost, FinalContext {
     }
     conn.queue.push(item);
     if (!item.write) return;
+    if (quorumSync) {
+      this.ensemble!.sync(conn.sessionId, xid);
+      return;
+    }
     if (this.serving === 'learner') {
-      if (learnerSync) this.ensemble!.sync(conn.sessionId, xid);
-      else {
-        if (op === OpCode.closeSession) this.tracker.setClosing(conn.sessionId);
-        const bodyBytes = Buffer.from(frame.buf.subarray(bodyStart, frame.end));
-        this.ensemble!.forward({ sessionId: conn.sessionId, cxid: xid, op, body: bodyBytes, authIds: [...conn.authIds] });
-      }
+      if (op === OpCode.closeSession) this.tracker.setClosing(conn.sessionId);
+      const bodyBytes = Buffer.from(frame.buf.subarray(bodyStart, frame.end));
+      this.ensemble!.forward({ sessionId: conn.sessionId, cxid: xid, op, body: bodyBytes, authIds: [...conn.authIds] });
       return;
     }
     let txn: Txn;
@@ -565,6 +567,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
         else this.drain(p.conn);
       }
     }
+    if (this.pendingSyncs.length > 0) this.checkSyncs();
     this.onCommitted?.(batch.length);
   }
 
@@ -647,7 +650,7 @@ export class CorralServer implements ConnectionHost, FinalContext {
     } else {
       const conn = this.sessionConns.get(txn.sessionId);
       if (conn !== undefined) {
-        const item = conn.queue.find((q) => q.write && !q.done && !(q.op === OpCode.sync && this.serving === 'learner'));
+        const item = conn.queue.find((q) => q.write && !q.done && q.op !== OpCode.sync);
         if (item !== undefined && item.xid === txn.cxid && !(op.type === 'closeSession' && item.op !== OpCode.closeSession)) {
           item.result = r;
           item.done = true;

@@ -52,6 +52,8 @@ interface LearnerView {
   uptodateSent: boolean;
   /** Observers: highest zxid whose commit they were told through INFORM. */
   informed: number;
+  /** Newest heartbeat seq this learner acked. */
+  pingAcked: number;
   lastHeard: number;
 }
 
@@ -122,6 +124,10 @@ export class ZabPeer {
   private commitZxid = 0;
   private broadcastUpTo = 0;
   private learners = new Map<PeerId, LearnerView>();
+  /** Heartbeat (PING) rounds sent in this epoch; a learner echoes the newest it saw. */
+  private pingSeq = 0;
+  /** Learner: newest PING seq received from the current leader. */
+  private lastPingSeq = 0;
   private ackEpochs = new Set<PeerId>();
 
   constructor(cfg: ZabConfig, restored: DurableState) {
@@ -182,6 +188,36 @@ export class ZabPeer {
   snapshotBase(): Snapshot {
     return this.snap;
   }
+  /**
+   * Leader: sends a heartbeat round now and returns its seq. Once quorumHeartbeat() reaches
+   * it, a quorum of voters still followed this leader after the call, so no later epoch
+   * can have been established before it: a read served once the learner has applied up
+   * to the leader's last zxid at the call is linearizable (Raft's ReadIndex). This is what
+   * makes sync+read linearizable even when a partition leaves an old leader's sockets open.
+   */
+  heartbeat(): number {
+    if (!this.isActiveLeader) return -1;
+    const seq = ++this.pingSeq;
+    for (const l of this.learners.values()) {
+      if (!l.newLeaderSent || l.observer) continue;
+      this.send(l.id, { type: 'PING', from: this.id, epoch: this.leaderEpoch, commitZxid: this.commitZxid, seq });
+    }
+    return seq;
+  }
+
+  /** Leader: the newest heartbeat seq acked by a quorum of voters (itself included). */
+  quorumHeartbeat(): number {
+    if (!this.isActiveLeader) return -1;
+    const acked: number[] = [Infinity];
+    for (const v of this.cfg.voters) {
+      if (v === this.id) continue;
+      const l = this.learners.get(v);
+      acked.push(l !== undefined && l.synced ? l.pingAcked : 0);
+    }
+    acked.sort((a, b) => b - a);
+    return acked[this.quorum - 1]!;
+  }
+
   /** Leader: learners it is talking to, and how many of them are synced (for mntr). */
   learnerStats(): { learners: number; followers: number; syncedFollowers: number; syncedObservers: number } {
     const out = { learners: 0, followers: 0, syncedFollowers: 0, syncedObservers: 0 };
@@ -529,6 +565,7 @@ export class ZabPeer {
 
   private becomeLearner(leader: PeerId): void {
     this.leaderId = leader;
+    this.lastPingSeq = 0;
     this.lphase = 'info';
     this.followEpoch = -1;
     this.syncTarget = -1;
@@ -560,7 +597,14 @@ export class ZabPeer {
   }
 
   private sendAck(): void {
-    this.send(this.leaderId!, { type: 'ACK', from: this.id, epoch: this.followEpoch, zxid: this.durable, logged: this.lastLogged });
+    this.send(this.leaderId!, {
+      type: 'ACK',
+      from: this.id,
+      epoch: this.followEpoch,
+      zxid: this.durable,
+      logged: this.lastLogged,
+      pingSeq: this.lastPingSeq,
+    });
   }
 
   private learnerTick(): void {
@@ -618,6 +662,7 @@ export class ZabPeer {
         this.learnCommit(m.commitZxid);
         return;
       case 'PING':
+        if (m.seq !== undefined && m.seq > this.lastPingSeq) this.lastPingSeq = m.seq;
         this.learnCommit(m.commitZxid);
         if (this.lphase === 'acked' || this.lphase === 'active') this.sendAck();
         return;
@@ -691,6 +736,7 @@ export class ZabPeer {
     this.commitZxid = this.lastApplied;
     this.broadcastUpTo = this.lastLogged;
     this.learners = new Map();
+    this.pingSeq = 0;
     this.ackEpochs = new Set([this.id]);
     this.setRole('leading', false);
     this.leaderCheckGather();
@@ -715,6 +761,7 @@ export class ZabPeer {
         synced: false,
         uptodateSent: false,
         informed: -1,
+        pingAcked: 0,
         lastHeard: this.now,
       };
       this.learners.set(id, l);
@@ -778,6 +825,7 @@ export class ZabPeer {
         l.lastHeard = this.now;
         l.synced = true;
         if (m.zxid > l.ack) l.ack = m.zxid;
+        if (m.pingSeq !== undefined && m.pingSeq > l.pingAcked) l.pingAcked = m.pingSeq;
         l.logged = m.logged;
         if (l.observer && l.informed < m.logged) l.informed = Math.min(m.logged, this.commitZxid);
         if (this.ldPhase === 'established') {
@@ -950,9 +998,10 @@ export class ZabPeer {
       if (l !== undefined && l.synced && this.now - l.lastHeard <= this.cfg.syncLimit) heard++;
     }
     if (heard < this.quorum) return this.stepDown();
+    const seq = ++this.pingSeq;
     for (const l of this.learners.values()) {
       if (!l.newLeaderSent) continue;
-      this.send(l.id, { type: 'PING', from: this.id, epoch: this.leaderEpoch, commitZxid: this.commitZxid });
+      this.send(l.id, { type: 'PING', from: this.id, epoch: this.leaderEpoch, commitZxid: this.commitZxid, seq });
       if (!l.synced) continue;
       // A learner whose log stopped short of ours since the last tick lost a message:
       // resend from where it is (or resync it if we no longer have that part of the log).

@@ -126,12 +126,15 @@ export type Message =
       zxid: number;
       /** Last zxid the learner has logged (maybe not yet durable): where resends start. */
       logged: number;
+      /** The newest PING `seq` this learner has received in this epoch (0: none). */
+      pingSeq?: number;
     }
   | { type: 'UPTODATE'; from: PeerId; epoch: number; commitZxid: number }
   | { type: 'PROPOSAL'; from: PeerId; epoch: number; prevZxid: number; txns: Txn[] }
   | { type: 'COMMIT'; from: PeerId; epoch: number; zxid: number }
   | { type: 'INFORM'; from: PeerId; epoch: number; prevZxid: number; txns: Txn[]; commitZxid: number }
-  | { type: 'PING'; from: PeerId; epoch: number; commitZxid: number };
+  /** `seq` numbers the leader's heartbeats; learners echo it in ACK (see ZabPeer.heartbeat). */
+  | { type: 'PING'; from: PeerId; epoch: number; commitZxid: number; seq?: number };
 
 export type MessageType = Message['type'];
 

@@ -19,6 +19,8 @@ export interface EnsembleOptions {
   syncLimit?: number;
   /** More zoo.cfg lines for every member. */
   extra?: string;
+  /** More zoo.cfg lines for one member (after `extra`, so they win). */
+  memberExtra?: Record<number, string>;
   /** Members configured but not started by start() (spawn them later). */
   startLater?: number[];
 }
@@ -104,6 +106,7 @@ export class Ensemble {
           ...(a.observer ? ['peerType=observer'] : []),
           ...lines,
           this.opts.extra ?? '',
+          this.opts.memberExtra?.[a.id] ?? '',
         ].join('\n') + '\n',
       );
     }
@@ -191,12 +194,16 @@ export class Ensemble {
     return (ids ?? this.members.map((m) => m.id)).map((id) => `127.0.0.1:${this.member(id).clientPort}`).join(',');
   }
 
-  /** Cuts member `id` off from every other member (both directions, both ports). */
-  partition(id: number): void {
+  /**
+   * Cuts member `id` off from every other member (both directions, both ports). By default
+   * the connections are closed, as when a host dies; `silent` keeps them open and holds
+   * the bytes back, so nobody notices but by the silence (a cable pulled between switches).
+   */
+  partition(id: number, opts: { silent?: boolean } = {}): void {
     if (!this.opts.proxied) throw new Error('partition needs a proxied ensemble');
     for (const [k, ps] of this.proxies) {
       const [a, b] = k.split('->').map(Number);
-      if (a === id || b === id) for (const p of ps) p.partition();
+      if (a === id || b === id) for (const p of ps) (opts.silent ? p.silence() : p.partition());
     }
   }
 

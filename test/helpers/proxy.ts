@@ -8,6 +8,9 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private blocked = false;
+  /** Silent partition: connections stay open, bytes wait (as TCP retransmits) until heal(). */
+  private silent = false;
+  private readonly held: { to: Socket; data: Buffer }[] = [];
 
   private constructor(
     private readonly server: Server,
@@ -32,8 +35,13 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      const relay = (from: Socket, to: Socket) =>
+        from.on('data', (d: Buffer) => {
+          if (proxy.silent) proxy.held.push({ to, data: d });
+          else to.write(d);
+        });
+      relay(client, upstream);
+      relay(upstream, client);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.address();
@@ -51,8 +59,15 @@ export class TcpProxy {
     this.sockets.clear();
   }
 
+  /** Stops relaying without closing anything: neither side notices until it times out. */
+  silence(): void {
+    this.silent = true;
+  }
+
   heal(): void {
     this.blocked = false;
+    this.silent = false;
+    for (const h of this.held.splice(0)) if (!h.to.destroyed) h.to.write(h.data);
   }
 
   async close(): Promise<void> {
