@@ -4,10 +4,7 @@ import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
 import { startStandalone } from '../server/boot.js';
 import { resolveQuorum, type QuorumPlan } from '../config/quorum.js';
-import { startEnsembleMember } from '../ensemble/boot.js';
-import { startThreaded } from '../server/threads/socket-thread.js';
 import { StorageError } from '../storage/errors.js';
-import { checkData } from '../storage/checkdata.js';
 import { ZK_PROTOCOL_VERSION } from '../protocol/constants.js';
 import { corralVersion } from '../version.js';
 
@@ -45,9 +42,14 @@ async function start(cfgPath: string | undefined): Promise<void> {
     if (plan.mode === 'quorum') {
       if (config.serverThreads !== 1) stdoutLogger('WARN', `serverThreads=${config.serverThreads} is for standalone servers; an ensemble member runs on one thread`);
       stdoutLogger('INFO', `server ${plan.myid} of ${plan.participants.length} participant(s) and ${plan.observers.length} observer(s)`);
+      // Loaded only for the mode in use: every module costs start-up time.
+      const { startEnsembleMember } = await import('../ensemble/boot.js');
       running = await startEnsembleMember(config, plan.myid, [...plan.participants, ...plan.observers].sort((a, b) => a.id - b.id), stdoutLogger);
     } else {
-      running = config.serverThreads === 2 ? await startThreaded(config, stdoutLogger) : await startStandalone(config, stdoutLogger);
+      running =
+        config.serverThreads === 2
+          ? await (await import('../server/threads/socket-thread.js')).startThreaded(config, stdoutLogger)
+          : await startStandalone(config, stdoutLogger);
     }
   } catch (e) {
     if (e instanceof StorageError) {
@@ -92,6 +94,7 @@ async function main(argv: string[]): Promise<void> {
         process.stderr.write(USAGE + '\n');
         process.exit(2);
       }
+      const { checkData } = await import('../storage/checkdata.js');
       const report = await checkData(rest[0], rest[1]);
       for (const line of report.lines) process.stdout.write(line + '\n');
       process.stdout.write(report.ok ? 'OK\n' : 'DAMAGED\n');
