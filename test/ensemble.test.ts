@@ -370,3 +370,41 @@ describe('larger ensembles', () => {
     expect(lm).toMatch(/^zk_synced_observers\t1$/m);
   });
 });
+
+describe('the C client', () => {
+  it('fails over with its session, ephemeral and watch when its server is killed, and syncs', async () => {
+    const ZooKeeper = (await import('zookeeper')).default;
+    ens = await Ensemble.start({ participants: 3 });
+    const leader = await ens.waitServing();
+    const order = ens.members.map((m) => m.id).sort((a, b) => (a === leader ? 1 : b === leader ? -1 : a - b));
+    // host_order_deterministic: the C client tries the servers in the order given, a follower first.
+    const zk = new ZooKeeper({ connect: ens.connectString(order), timeout: 6000, debug_level: 0, host_order_deterministic: true });
+    clients.push({ close: () => zk.close() });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('C client did not connect')), 8000);
+      zk.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      zk.init({});
+    });
+    const session = zk.client_id;
+    await zk.create('/c', 'v0', 0);
+    await zk.create('/c/eph', 'mine', ZooKeeper.constants.ZOO_EPHEMERAL);
+    // The C client also tells data watchers about the connection loss (ZOO_SESSION_EVENT): skip those.
+    const fired = new Promise<number>(
+      (resolve) => void zk.w_get('/c', (type: number) => type !== ZooKeeper.constants.ZOO_SESSION_EVENT && resolve(type)),
+    );
+    await sleep(100);
+    await ens.kill(order[0]!);
+    const other = await nzc(ens.connectString([leader]));
+    await other.setData('/c', 'v1');
+    expect(await fired).toBe(ZooKeeper.constants.ZOO_CHANGED_EVENT);
+    expect(zk.client_id).toBe(session);
+    await retry(() => zk.sync('/c'));
+    const [stat, data] = (await zk.get('/c', false)) as [{ version: number }, Buffer];
+    expect(data.toString()).toBe('v1');
+    expect(stat.version).toBe(1);
+    expect(await zk.pathExists('/c/eph', false)).toBe(true);
+  });
+});

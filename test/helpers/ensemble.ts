@@ -61,6 +61,18 @@ export class Ensemble {
     return e;
   }
 
+  /** freePort() may hand out a port it handed out before (each is released at once): never twice here. */
+  private readonly used = new Set<number>();
+  private async port(): Promise<number> {
+    for (;;) {
+      const p = await freePort();
+      if (!this.used.has(p)) {
+        this.used.add(p);
+        return p;
+      }
+    }
+  }
+
   private async init(): Promise<void> {
     const n = this.opts.participants + (this.opts.observers ?? 0);
     for (let id = 1; id <= n; id++) {
@@ -70,9 +82,9 @@ export class Ensemble {
       this.members.push({
         id,
         observer: id > this.opts.participants,
-        clientPort: await freePort(),
-        quorumPort: await freePort(),
-        electionPort: await freePort(),
+        clientPort: await this.port(),
+        quorumPort: await this.port(),
+        electionPort: await this.port(),
         dir,
         cfgFile: path.join(dir, 'zoo.cfg'),
         child: null,
@@ -85,8 +97,8 @@ export class Ensemble {
         let q = b.quorumPort;
         let el = b.electionPort;
         if (this.opts.proxied && a.id !== b.id) {
-          const pq = await TcpProxy.start(b.quorumPort);
-          const pe = await TcpProxy.start(b.electionPort);
+          const pq = await TcpProxy.start(b.quorumPort, '127.0.0.1', await this.port());
+          const pe = await TcpProxy.start(b.electionPort, '127.0.0.1', await this.port());
           this.proxies.set(`${a.id}->${b.id}`, [pq, pe]);
           q = pq.port;
           el = pe.port;

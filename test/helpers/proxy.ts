@@ -17,7 +17,7 @@ export class TcpProxy {
     readonly port: number,
   ) {}
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  static async start(targetPort: number, targetHost = '127.0.0.1', listenPort = 0): Promise<TcpProxy> {
     let proxy!: TcpProxy;
     const server = createServer((client) => {
       client.on('error', () => {});
@@ -43,7 +43,10 @@ export class TcpProxy {
       relay(client, upstream);
       relay(upstream, client);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listenPort, '127.0.0.1', resolve);
+    });
     const addr = server.address();
     proxy = new TcpProxy(server, typeof addr === 'object' && addr !== null ? addr.port : 0);
     return proxy;
