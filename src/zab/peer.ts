@@ -978,9 +978,11 @@ export class ZabPeer {
   private flushProposals(): void {
     if (this.lastLogged <= this.broadcastUpTo) return;
     const batch = this.log.slice(this.indexAfter(this.broadcastUpTo));
+    // One message object for every follower: the driver encodes it once.
+    const msg: Message = { type: 'PROPOSAL', from: this.id, epoch: this.leaderEpoch, prevZxid: this.broadcastUpTo, txns: batch };
     for (const l of this.learners.values()) {
       if (l.observer || !l.newLeaderSent) continue;
-      this.send(l.id, { type: 'PROPOSAL', from: this.id, epoch: this.leaderEpoch, prevZxid: this.broadcastUpTo, txns: batch });
+      this.send(l.id, msg);
     }
     this.broadcastUpTo = this.lastLogged;
   }
