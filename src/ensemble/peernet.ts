@@ -115,15 +115,29 @@ export class PeerNet {
     }
     this.inbound.add(s);
     let peer: number | undefined;
-    let buf: Buffer = Buffer.alloc(0);
+    // Chunks are kept as they arrive and joined once a whole frame is in: a large frame
+    // (a batch of big values, a SNAP) would otherwise be copied again with every chunk.
+    let chunks: Buffer[] = [];
+    let have = 0;
+    let need = -1; // bytes of the frame being read, with its length prefix; -1: not known yet
     s.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      while (buf.length >= 4) {
-        const n = buf.readUInt32BE(0);
-        if (n < 4 || n > MAX_PEER_FRAME) return this.reject(s, `frame length ${n}`);
-        if (buf.length < 4 + n) break;
-        const frame = buf.subarray(4, 4 + n);
-        buf = buf.subarray(4 + n);
+      chunks.push(chunk);
+      have += chunk.length;
+      for (;;) {
+        if (need < 0) {
+          if (have < 4) return;
+          if (chunks[0]!.length < 4) chunks = [Buffer.concat(chunks)];
+          const n = chunks[0]!.readUInt32BE(0);
+          if (n < 4 || n > MAX_PEER_FRAME) return this.reject(s, `frame length ${n}`);
+          need = 4 + n;
+        }
+        if (have < need) return;
+        const all = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, have);
+        const frame = all.subarray(4, need);
+        const rest = all.subarray(need);
+        chunks = rest.length > 0 ? [rest] : [];
+        have = rest.length;
+        need = -1;
         let m: PeerMessage;
         try {
           m = decodePeerMessage(frame);
@@ -136,7 +150,6 @@ export class PeerNet {
         else if (peer !== m.from) return this.reject(s, `sender changed from ${peer} to ${m.from}`);
         this.opts.onMessage(m);
       }
-      if (buf.length > 0 && buf.byteOffset > 0 && buf.length < 65536) buf = Buffer.from(buf);
     });
     s.on('error', () => undefined);
     s.on('close', () => {
