@@ -408,3 +408,54 @@ describe('the C client', () => {
     expect(await zk.pathExists('/c/eph', false)).toBe(true);
   });
 });
+
+describe('bad input on the peer ports', () => {
+  it('drops a connection that sends garbage, with one log line, and goes on serving', async () => {
+    const { connect: tcp } = await import('node:net');
+    ens = await Ensemble.start({ participants: 3 });
+    const leader = await ens.waitServing();
+    const victim = ens.members.find((m) => m.id !== leader)!;
+    const frame = (json: unknown) => {
+      const head = Buffer.from(JSON.stringify(json));
+      const out = Buffer.alloc(8 + head.length);
+      out.writeUInt32BE(4 + head.length, 0);
+      out.writeUInt32BE(head.length, 4);
+      head.copy(out, 8);
+      return out;
+    };
+    const payloads: Buffer[] = [
+      Buffer.from('GET / HTTP/1.1\r\n\r\n'), // a length of 0x47455420
+      Buffer.from([0, 0, 0, 1, 0]), // shorter than a header
+      frame('not an object'),
+      Buffer.concat([Buffer.from([0, 0, 0, 9, 0, 0, 0, 5]), Buffer.from('{{{{{')]), // not JSON
+      frame({ type: 'NOTIFICATION', from: leader, state: 'leading', round: 1 }), // no vote
+      frame({ type: 'ACK', from: leader, epoch: 'x', zxid: 1, logged: 1 }), // wrong type
+      frame({ type: 'PROPOSAL', from: leader, epoch: 1, prevZxid: 0, txns: [7] }), // no such blob
+      frame({ type: 'PING', from: 99, epoch: 1, commitZxid: 0 }), // not a member
+      frame({ type: 'HELLO', from: leader }),
+    ];
+    for (const port of [victim.quorumPort, victim.electionPort]) {
+      for (const p of payloads) {
+        const s = tcp(port, '127.0.0.1');
+        s.on('error', () => undefined);
+        await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+        s.write(p);
+        await new Promise<void>((resolve) => {
+          s.once('close', () => resolve());
+          setTimeout(() => {
+            s.destroy();
+            resolve();
+          }, 300);
+        });
+      }
+    }
+    expect(ens.isUp(victim.id)).toBe(true);
+    expect(await ens.state(victim.id)).toBe('follower');
+    const dropped = victim.out.split('\n').filter((l) => /dropping connection from/.test(l));
+    expect(dropped.length).toBeGreaterThanOrEqual(2 * (payloads.length - 1));
+    // Still part of the ensemble: a write through it commits.
+    const c = await nzc(ens.connectString([victim.id]));
+    await c.create('/still-here', 'yes');
+    expect((await c.getData('/still-here')).data).toBe('yes');
+  });
+});

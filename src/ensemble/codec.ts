@@ -82,6 +82,80 @@ export function encodePeerMessage(m: PeerMessage): Buffer {
   return out;
 }
 
+/** Numeric fields each message type must carry (besides `from`); the core trusts them. */
+const NUMBERS: Record<string, string[]> = {
+  NOTIFICATION: ['round'],
+  FOLLOWERINFO: ['acceptedEpoch', 'lastZxid'],
+  OBSERVERINFO: ['acceptedEpoch', 'lastZxid'],
+  LEADERINFO: ['epoch'],
+  ACKEPOCH: ['epoch', 'currentEpoch', 'lastZxid'],
+  ACK: ['epoch', 'zxid', 'logged'],
+  UPTODATE: ['epoch', 'commitZxid'],
+  COMMIT: ['epoch', 'zxid'],
+  PING: ['epoch', 'commitZxid'],
+  PROPOSAL: ['epoch', 'prevZxid'],
+  INFORM: ['epoch', 'prevZxid', 'commitZxid'],
+  NEWLEADER: ['epoch', 'learnerZxid', 'lastZxid', 'commitZxid'],
+  REQUEST: ['cxid', 'op'],
+  TOUCH: [],
+  SYNC: ['cxid'],
+  SYNCED: ['cxid', 'zxid'],
+};
+const ROLES = new Set(['looking', 'following', 'leading', 'observing']);
+
+/**
+ * A peer is trusted, but a bug or a stray connection must cost a dropped connection and a
+ * log line, never a crash inside the core: check the shape before anything reads it.
+ */
+function checkShape(json: Record<string, unknown>): void {
+  const want = NUMBERS[json.type as string];
+  if (want === undefined) throw new PeerCodecError(`unknown peer message type ${String(json.type)}`);
+  const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  for (const k of ['from', ...want]) if (!isNum(json[k])) throw new PeerCodecError(`${String(json.type)}: field ${k} is not a number`);
+  for (const k of ['pingSeq', 'seq', 'timeout']) if (json[k] !== undefined && !isNum(json[k])) throw new PeerCodecError(`${String(json.type)}: field ${k} is not a number`);
+  const bad = (what: string) => new PeerCodecError(`${String(json.type)}: ${what}`);
+  switch (json.type) {
+    case 'NOTIFICATION': {
+      const v = json.vote as Record<string, unknown> | null;
+      if (!ROLES.has(json.state as string)) throw bad('bad state');
+      if (typeof v !== 'object' || v === null || !isNum(v.leader) || !isNum(v.zxid) || !isNum(v.peerEpoch)) throw bad('bad vote');
+      break;
+    }
+    case 'ACKEPOCH':
+      if (typeof json.promised !== 'boolean') throw bad('bad promised');
+      break;
+    case 'PROPOSAL':
+    case 'INFORM':
+      if (!Array.isArray(json.txns)) throw bad('txns is not a list');
+      break;
+    case 'NEWLEADER': {
+      const p = json.sync as Record<string, unknown> | null;
+      if (typeof p !== 'object' || p === null || !Array.isArray(p.txns)) throw bad('bad sync plan');
+      if (p.mode === 'TRUNC' && !isNum(p.truncZxid)) throw bad('bad truncZxid');
+      if (p.mode === 'SNAP') {
+        const snap = p.snapshot as Record<string, unknown> | null;
+        if (typeof snap !== 'object' || snap === null || !isNum(snap.zxid)) throw bad('bad snapshot');
+        const st = snap.state as Record<string, unknown> | null;
+        if (st !== null && (typeof st !== 'object' || !isNum(st.id) || !isNum(st.endZxid) || !Array.isArray(st.chunks))) throw bad('bad snapshot state');
+      } else if (p.mode !== 'DIFF' && p.mode !== 'TRUNC') throw bad('bad sync mode');
+      break;
+    }
+    case 'REQUEST':
+      if (typeof json.sessionId !== 'string' || !Array.isArray(json.authIds)) throw bad('bad session or auth');
+      for (const a of json.authIds as Record<string, unknown>[])
+        if (typeof a?.scheme !== 'string' || typeof a?.id !== 'string') throw bad('bad auth id');
+      break;
+    case 'TOUCH':
+      if (!Array.isArray(json.sessions)) throw bad('sessions is not a list');
+      for (const x of json.sessions as unknown[]) if (!Array.isArray(x) || typeof x[0] !== 'string' || !isNum(x[1])) throw bad('bad session');
+      break;
+    case 'SYNC':
+    case 'SYNCED':
+      if (typeof json.sessionId !== 'string') throw bad('bad session');
+      break;
+  }
+}
+
 /** Decodes one frame body (without its length prefix). Throws PeerCodecError on anything malformed. */
 export function decodePeerMessage(frame: Buffer): PeerMessage {
   try {
@@ -100,6 +174,8 @@ export function decodePeerMessage(frame: Buffer): PeerMessage {
       return b;
     };
     const txns = (refs: unknown): Txn[] => (refs as number[]).map((i) => decodeRecord(blob(i)).txn);
+    if (typeof json !== 'object' || json === null) throw new PeerCodecError('header is not an object');
+    checkShape(json);
     switch (json.type) {
       case 'PROPOSAL':
       case 'INFORM':
