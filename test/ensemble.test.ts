@@ -459,3 +459,29 @@ describe('bad input on the peer ports', () => {
     expect((await c.getData('/still-here')).data).toBe('yes');
   });
 });
+
+describe('WebSocket clients of an ensemble', () => {
+  it('a follower serves a WebSocket session; its write goes through the leader', async () => {
+    const WebSocket = (await import('ws')).default;
+    const { wsTransport } = await import('../src/client/ws-transport.js');
+    const { freePort } = await import('./helpers/process.js');
+    const wsPorts = [await freePort(), await freePort(), await freePort()];
+    ens = await Ensemble.start({
+      participants: 3,
+      memberExtra: { 1: `wsPort=${wsPorts[0]}`, 2: `wsPort=${wsPorts[1]}`, 3: `wsPort=${wsPorts[2]}` },
+    });
+    const leader = await ens.waitServing();
+    const follower = ens.members.find((m) => m.id !== leader)!.id;
+    const ws = await CorralClient.connect(`127.0.0.1:${wsPorts[follower - 1]}`, {
+      transport: wsTransport({ WebSocket: WebSocket as never }),
+      sessionTimeout: 6000,
+    });
+    clients.push(ws);
+    await ws.create('/over-ws', 'hello');
+    const tcp = await nzc(ens.connectString([leader]));
+    expect((await tcp.getData('/over-ws')).data).toBe('hello');
+    await tcp.setData('/over-ws', 'back');
+    await ws.sync('/over-ws');
+    expect(new TextDecoder().decode((await ws.getData('/over-ws')).data)).toBe('back');
+  });
+});
