@@ -461,6 +461,11 @@ describe('resolveQuorum: quorum mode', () => {
 });
 
 describe('resolveQuorum: addresses', () => {
+  it('refuses hierarchical quorums (group.N / weight.N) rather than deciding by a majority instead', () => {
+    const msg = quorumErr(`${THREE}\ngroup.1=1:2\ngroup.2=3\nweight.1=1\nweight.2=1\nweight.3=1`, '1');
+    expect(msg).toMatch(/hierarchical quorums \(group\.1, group\.2, weight\.1, \.\.\.\) are not supported/);
+  });
+
   it('rejects a server whose quorumPort equals its electionPort', () => {
     expect(quorumErr('server.1=zk1:2888:2888')).toMatch(/server\.1 uses port 2888 for both quorumPort and electionPort/);
   });

@@ -195,6 +195,15 @@ export function resolveQuorum(config: CorralConfig): QuorumPlan {
   const client = resolveClient(src, config, self);
   checkClientCollision(src, self, client, servers);
 
+  // Hierarchical quorums (QuorumHierarchical: group.N / weight.N) decide differently from a
+  // majority; running a majority instead would quietly change which splits keep serving.
+  const hier = [...config.raw.keys()].filter((k) => /^(zookeeper\.)?(group|weight)\.\d+$/.test(k));
+  if (hier.length > 0) {
+    throw new ConfigError(
+      `${src}: hierarchical quorums (${hier.slice(0, 3).join(', ')}${hier.length > 3 ? ', ...' : ''}) are not supported: ` +
+      'Corral decides by a majority of the participants; remove the group.N and weight.N lines');
+  }
+
   // Majority quorums: n voters tolerate floor((n - 1) / 2) failures.
   const n = participants.length;
   if (n <= 2) {
