@@ -251,6 +251,10 @@ export class SnapshotStore {
    * the leader's id since its chunks name it. Chunks and marker go in one transaction.
    */
   async adopt(id: number, raw: { marker: Buffer; chunks: Buffer[] }): Promise<void> {
+    // Our own snapshots get ids above the leader's from now on; one of the old tree still
+    // being written could share its id: let it end, then drop it with the rest.
+    if (this.nextId <= id) this.nextId = id + 1;
+    await this.current?.catch(() => undefined);
     for (const e of this.list()) await this.remove(e.id);
     await this.removeIncomplete();
     await this.chunkDb.batch(() => {
