@@ -103,7 +103,7 @@ export class Prep {
     return {
       zxid: n.mzxid,
       path,
-      stat: { version: n.version, cversion: n.cversion, aversion: n.aversion, ephemeralOwner: n.ephemeralOwner },
+      stat: statOf(n.version, n.cversion, n.aversion, n.ephemeralOwner),
       childCount: n.numChildren,
       acl: n.acl,
     };
@@ -153,7 +153,7 @@ export class Prep {
     const list = [...paths].sort();
     for (const p of list) {
       const parent = this.pending.get(parentOf(p));
-      if (parent?.stat) this.add({ ...parent, zxid, childCount: parent.childCount - 1 });
+      if (parent?.stat) this.add(changed(parent, zxid, parent.stat, parent.childCount - 1, parent.acl));
       this.add({ zxid, path: p, stat: null, childCount: 0, acl: [] });
     }
     return { zxid, time: this.opts.now(), sessionId, cxid, op: { type: 'closeSession', paths: list } };
@@ -256,7 +256,8 @@ export class Prep {
         const node = this.record(b.path);
         this.checkPerm(node.acl, Perms.WRITE, req.authIds);
         const version = checkVersion(node.stat!.version, b.version, b.path);
-        this.add({ ...node, zxid, stat: { ...node.stat!, version } });
+        const st = node.stat!;
+        this.add(changed(node, zxid, statOf(version, st.cversion, st.aversion, st.ephemeralOwner), node.childCount, node.acl));
         return { type: 'setData', path: b.path, data: b.data, version };
       }
       case OpCode.setACL: {
@@ -267,7 +268,8 @@ export class Prep {
         const node = this.record(b.path);
         this.checkPerm(node.acl, Perms.ADMIN, req.authIds);
         const version = checkVersion(node.stat!.aversion, b.version, b.path);
-        this.add({ ...node, zxid, acl, stat: { ...node.stat!, aversion: version } });
+        const st = node.stat!;
+        this.add(changed(node, zxid, statOf(st.version, st.cversion, version, st.ephemeralOwner), node.childCount, acl));
         return { type: 'setACL', path: b.path, acl, version };
       }
       case OpCode.check: {
@@ -294,7 +296,7 @@ export class Prep {
 
   private recordDelete(parentPath: string, path: string, zxid: number): void {
     const parent = this.record(parentPath);
-    this.add({ ...parent, zxid, childCount: parent.childCount - 1 });
+    this.add(changed(parent, zxid, parent.stat, parent.childCount - 1, parent.acl));
     this.add({ zxid, path, stat: null, childCount: 0, acl: [] });
   }
 
@@ -343,7 +345,8 @@ export class Prep {
         : isEphemeral
           ? req.sessionId
           : 0n;
-    this.add({ ...parent, zxid, childCount: parent.childCount + 1, stat: { ...parent.stat!, cversion: newCversion } });
+    const ps = parent.stat!;
+    this.add(changed(parent, zxid, statOf(ps.version, newCversion, ps.aversion, ps.ephemeralOwner), parent.childCount + 1, parent.acl));
     this.add({ zxid, path, stat: { version: 0, cversion: 0, aversion: 0, ephemeralOwner }, childCount: 0, acl });
     return { type: 'create', op, path, data: b.data, acl, ephemeralOwner, parentCVersion: newCversion };
   }
@@ -364,6 +367,22 @@ function isMultiWriteOp(op: number): boolean {
 /** Java's String.format("%010d"): zero padded to 10, the sign first when negative (overflow). */
 export function sequenceSuffix(n: number): string {
   return n < 0 ? '-' + String(-n).padStart(9, '0') : String(n).padStart(10, '0');
+}
+
+// Change records are built by these two, never by object spread: one shape for all of
+// them keeps prep's property accesses monomorphic (spreads were ~9 % of a write profile).
+function statOf(version: number, cversion: number, aversion: number, ephemeralOwner: bigint): NonNullable<ChangeRecord['stat']> {
+  return { version, cversion, aversion, ephemeralOwner };
+}
+
+function changed(
+  from: ChangeRecord,
+  zxid: number,
+  stat: ChangeRecord['stat'],
+  childCount: number,
+  acl: readonly Acl[],
+): ChangeRecord {
+  return { zxid, path: from.path, stat, childCount, acl };
 }
 
 function validate(path: string): void {
