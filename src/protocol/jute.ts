@@ -135,7 +135,11 @@ export class JuteWriter {
 
   long(v: bigint): this {
     this.ensure(8);
-    this.buf.writeBigInt64BE(BigInt.asIntN(64, v), this.pos);
+    // Zero (a persistent znode's owner, a fresh session) is the common case: skip bigint work.
+    if (v === 0n) {
+      this.buf.writeInt32BE(0, this.pos);
+      this.buf.writeInt32BE(0, this.pos + 4);
+    } else this.buf.writeBigInt64BE(BigInt.asIntN(64, v), this.pos);
     this.pos += 8;
     return this;
   }

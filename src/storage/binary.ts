@@ -61,7 +61,10 @@ export class ByteWriter {
 
   i64(v: bigint): void {
     this.ensure(8);
-    this.buf.writeBigInt64BE(v, this.pos);
+    if (v === 0n) {
+      this.buf.writeInt32BE(0, this.pos);
+      this.buf.writeInt32BE(0, this.pos + 4);
+    } else this.buf.writeBigInt64BE(v, this.pos);
     this.pos += 8;
   }
 

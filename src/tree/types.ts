@@ -30,6 +30,7 @@ export interface Stat {
 
 /** DataNode.getClientEphemeralOwner: only a session's ephemeral shows its owner. */
 export function clientEphemeralOwner(owner: bigint): bigint {
+  if (owner === 0n) return owner; // persistent: most znodes, and bigint arithmetic is not free
   if (owner === -0x8000000000000000n) return 0n; // container
   const u = BigInt.asUintN(64, owner);
   if (u >> 56n === 0xffn && ((u >> 40n) & 0xffffn) === 0n) return 0n; // TTL
