@@ -44,7 +44,9 @@ async function start(cfgPath: string | undefined): Promise<void> {
       stdoutLogger('INFO', `server ${plan.myid} of ${plan.participants.length} participant(s) and ${plan.observers.length} observer(s)`);
       // Loaded only for the mode in use: every module costs start-up time.
       const { startEnsembleMember } = await import('../ensemble/boot.js');
-      running = await startEnsembleMember(config, plan.myid, [...plan.participants, ...plan.observers].sort((a, b) => a.id - b.id), stdoutLogger);
+      // The client address resolveQuorum settled on (this server's line wins over clientPort, as in ZooKeeper).
+      const memberConfig = { ...config, clientPort: plan.client.port, clientPortAddress: plan.client.host };
+      running = await startEnsembleMember(memberConfig, plan.myid, [...plan.participants, ...plan.observers].sort((a, b) => a.id - b.id), stdoutLogger);
     } else {
       running =
         config.serverThreads === 2

@@ -3,12 +3,11 @@
 // the peer transport, and the client listener, which refuses sessions until this
 // member is a synced follower, an observer or an established leader.
 
-import { mkdirSync } from 'node:fs';
 import type { CorralConfig, ServerSpec } from '../config/types.js';
-import { nextSnapPoint, type Running, startWsListener } from '../server/boot.js';
+import { type Running, startWsListener } from '../server/boot.js';
+import { openStorage, snapshotSchedule, startAutopurge } from '../server/housekeeping.js';
 import type { Logger } from '../server/log.js';
 import { CorralServer } from '../server/server.js';
-import { Storage } from '../storage/storage.js';
 import { zxidHex } from '../storage/zxid.js';
 import { ZabPeer } from '../zab/peer.js';
 import { emptyDurableState } from '../zab/types.js';
@@ -32,14 +31,7 @@ export async function startEnsembleMember(
   logger: Logger,
 ): Promise<EnsembleRunning> {
   const self = servers.find((s) => s.id === myid)!;
-  mkdirSync(config.dataDir, { recursive: true });
-  if (config.dataLogDir !== undefined) mkdirSync(config.dataLogDir, { recursive: true });
-  const storage = await Storage.open({
-    dataDir: config.dataDir,
-    dataLogDir: config.dataLogDir,
-    forceSync: config.forceSync,
-    log: (line) => logger('INFO', line),
-  });
+  const storage = await openStorage(config, logger);
   let rec;
   try {
     rec = await storage.recoverForZab();
@@ -80,36 +72,13 @@ export async function startEnsembleMember(
   });
   const peer = new QuorumPeer({ config, zab, storage, members: servers.map(member), self: member(self), tickMs, log: logger });
 
-  let sinceSnapshot = 0;
-  let snapAt = nextSnapPoint(config.snapCount);
-  let snapshotting = false;
-  const clientConfig: CorralConfig = {
-    ...config,
-    clientPort: self.clientPort ?? config.clientPort,
-    clientPortAddress: self.clientHost ?? config.clientPortAddress,
-  };
-  const server = new CorralServer(clientConfig, {
+  const server: CorralServer = new CorralServer(config, {
     logger,
     tree: rec.tree,
     serverId: myid,
     ensemble: peer.link,
-    onCommitted: (n) => {
-      sinceSnapshot += n;
-      if (sinceSnapshot < snapAt || snapshotting) return;
-      sinceSnapshot = 0;
-      snapAt = nextSnapPoint(config.snapCount);
-      snapshotting = true;
-      storage.snapshot(server.tree).then(
-        (info) => {
-          snapshotting = false;
-          if (info !== null) peer.compacted(info.zxid, info.id, info.endZxid);
-        },
-        (e: Error) => {
-          snapshotting = false;
-          logger('ERROR', `snapshot failed: ${e.message}`);
-        },
-      );
-    },
+    // Once a snapshot is durable, the Zab log before it can go.
+    onCommitted: snapshotSchedule(config, storage, () => server.tree, logger, (info) => peer.compacted(info.zxid, info.id, info.endZxid)),
   });
   server.fuzzyEnd = rec.snapshot?.endZxid ?? 0;
   server.role = 'looking';
@@ -132,18 +101,7 @@ export async function startEnsembleMember(
     throw e;
   }
 
-  let purgeTimer: NodeJS.Timeout | undefined;
-  if (config.autopurgePurgeInterval > 0) {
-    purgeTimer = setInterval(
-      () =>
-        storage.purge(config.autopurgeSnapRetainCount).then(
-          (r) => logger('INFO', `autopurge: removed ${r.snapshotsRemoved} snapshots, ${r.txnsRemoved} txns`),
-          (e: Error) => logger('ERROR', `autopurge failed: ${e.message}`),
-        ),
-      config.autopurgePurgeInterval * 3600_000,
-    );
-    purgeTimer.unref();
-  }
+  const stopPurge = startAutopurge(config, storage, logger);
 
   return {
     server,
@@ -153,7 +111,7 @@ export async function startEnsembleMember(
     peer,
     ws,
     async stop() {
-      if (purgeTimer) clearInterval(purgeTimer);
+      stopPurge();
       ws?.close();
       await peer.stop();
       server.stopServing('stopped');

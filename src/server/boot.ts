@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import type { CorralConfig } from '../config/types.js';
 import { treeDigest } from '../storage/digest.js';
-import { Storage } from '../storage/storage.js';
+import type { Storage } from '../storage/storage.js';
 import type { Logger } from './log.js';
+import { openStorage, snapshotSchedule, startAutopurge } from './housekeeping.js';
 import { CorralServer, type TxnLog } from './server.js';
 import type { WsListener } from '../ws/listener.js';
 
@@ -28,16 +28,7 @@ export interface StandaloneOptions {
 }
 
 export async function startStandalone(config: CorralConfig, logger: Logger, opts: StandaloneOptions = {}): Promise<Running> {
-  mkdirSync(config.dataDir, { recursive: true });
-  if (config.dataLogDir !== undefined) mkdirSync(config.dataLogDir, { recursive: true });
-  if (!config.forceSync)
-    logger('WARN', 'forceSync=no: writes are acknowledged before they are durable; a crash can lose acknowledged writes');
-  const storage = await Storage.open({
-    dataDir: config.dataDir,
-    dataLogDir: config.dataLogDir,
-    forceSync: config.forceSync,
-    log: (line) => logger('INFO', line),
-  });
+  const storage = await openStorage(config, logger);
   const t0 = performance.now();
   let recovered;
   try {
@@ -61,42 +52,17 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
       `${recovered.tree.sessions.size} sessions, ${recovered.replayed} txns replayed in ${ms} ms${digestNote}`,
   );
 
-  let sinceSnapshot = 0;
-  let snapAt = nextSnapPoint(config.snapCount);
-  let snapshotting = false;
-  const server = new CorralServer(config, {
+  const server: CorralServer = new CorralServer(config, {
     logger,
     txnLog: opts.wrapTxnLog ? opts.wrapTxnLog(storage) : storage,
     tree: recovered.tree,
-    onCommitted: (n) => {
-      sinceSnapshot += n;
-      if (sinceSnapshot < snapAt || snapshotting) return;
-      sinceSnapshot = 0;
-      snapAt = nextSnapPoint(config.snapCount);
-      snapshotting = true;
-      storage.snapshot(server.tree).then(
-        () => (snapshotting = false),
-        (e: Error) => {
-          snapshotting = false;
-          logger('ERROR', `snapshot failed: ${e.message}`);
-        },
-      );
-    },
+    onCommitted: snapshotSchedule(config, storage, () => server.tree, logger),
   });
   const { host, port } = await server.start(opts.listen ?? true);
   // The WebSocket endpoint (#6) serves on the thread that owns the sockets: not in serverThreads=2's pipeline worker.
   const ws = opts.listen ?? true ? await startWsListener(server, config, logger) : undefined;
 
-  let purgeTimer: NodeJS.Timeout | undefined;
-  if (config.autopurgePurgeInterval > 0) {
-    const purge = () =>
-      storage.purge(config.autopurgeSnapRetainCount).then(
-        (r) => logger('INFO', `autopurge: removed ${r.snapshotsRemoved} snapshots, ${r.txnsRemoved} txns`),
-        (e: Error) => logger('ERROR', `autopurge failed: ${e.message}`),
-      );
-    purgeTimer = setInterval(purge, config.autopurgePurgeInterval * 3600_000);
-    purgeTimer.unref();
-  }
+  const stopPurge = startAutopurge(config, storage, logger);
 
   return {
     server,
@@ -105,7 +71,7 @@ export async function startStandalone(config: CorralConfig, logger: Logger, opts
     port,
     ws,
     async stop() {
-      if (purgeTimer) clearInterval(purgeTimer);
+      stopPurge();
       ws?.close();
       await server.stop(); // closes the storage once its last batch is durable
     },
@@ -126,10 +92,4 @@ export async function startWsListener(server: CorralServer, config: CorralConfig
   }
   logger('INFO', `websocket listener on ${config.wsPortAddress}:${ws.port}`);
   return ws;
-}
-
-/** ZooKeeper snapshots at a random point in [snapCount/2 + 1, snapCount]. */
-export function nextSnapPoint(snapCount: number): number {
-  const half = Math.floor(snapCount / 2);
-  return half + 1 + Math.floor(Math.random() * Math.max(1, snapCount - half));
 }
