@@ -26,7 +26,8 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CorralClient, Err, KeeperError } from '../src/client/client.js';
 import { tcpTransport } from '../src/client/tcp-transport.js';
-import { Ensemble, sleep } from './helpers/ensemble.js';
+import { Rng } from '../src/zab/sim.js';
+import { Ensemble, retry as retryFor, sleep } from './helpers/ensemble.js';
 import { checkLinearizable, type HistoryEvent, type RegisterState } from './helpers/linearizability.js';
 
 const SESSION_TIMEOUT = 8000;
@@ -54,28 +55,9 @@ async function connect(connectString: string): Promise<CorralClient> {
   return c;
 }
 
-/** Retries `f` until it succeeds (the ensemble may be electing) or `ms` pass. */
-async function retry<T>(f: () => Promise<T>, ms = 20000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await f();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await sleep(50);
-    }
-  }
-}
+/** Waits up to 20 s: the ensemble may be electing. */
+const retry = <T>(f: () => Promise<T>, ms = 20000): Promise<T> => retryFor(f, ms);
 
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FaultWindow {
   name: string;
@@ -163,7 +145,8 @@ class Load {
   }
 
   private async run(i: number): Promise<void> {
-    const rng = mulberry32(this.seed * 31 + i);
+    const prng = new Rng(this.seed * 31 + i);
+    const rng = () => prng.next();
     const known = new Map<string, number>(); // key -> the last version this client saw
     for (let n = 0; !this.stopped; n++) {
       const key = KEYS[Math.floor(rng() * KEYS.length)]!;

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CorralClient } from '../src/client/client.js';
 import { tcpTransport } from '../src/client/tcp-transport.js';
 import { RawClient } from '../src/client/raw.js';
-import { Ensemble, sleep } from './helpers/ensemble.js';
+import { Ensemble, retry, sleep } from './helpers/ensemble.js';
 import { connectNzc, type Nzc, nzcCode, zk } from './helpers/nzc.js';
 import { fourLetter } from './helpers/process.js';
 
@@ -36,18 +36,6 @@ async function corral(connect: string): Promise<CorralClient> {
   return c;
 }
 
-/** Retries a client call across a failover (connection loss while the ensemble elects). */
-async function retry<T>(f: () => Promise<T>, ms = 15000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await f();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await sleep(50);
-    }
-  }
-}
 
 describe('a 3-server ensemble', () => {
   it('elects one leader and serves on every server within 5 seconds of a simultaneous start', async () => {

@@ -3,6 +3,7 @@
 // linearizable register (must pass, quickly) and the same with one read corrupted (must fail).
 import { describe, expect, it } from 'vitest';
 import { checkLinearizable, type HistoryEvent, type RegOp } from './helpers/linearizability.js';
+import { Rng } from '../src/zab/sim.js';
 
 const K = '/r';
 const INIT = { value: '', version: 0 };
@@ -169,14 +170,10 @@ describe('hand-built histories', () => {
 // ---------------------------------------------------------------------------------------
 // Random histories from a simulated linearizable register
 
+/** The simulator's seeded PRNG (mulberry32), as a plain function. */
 function mulberry32(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 interface Sim {

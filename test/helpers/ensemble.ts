@@ -238,3 +238,16 @@ export class Ensemble {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `f` until it succeeds (the ensemble may be electing, a client reconnecting) or `ms` pass. */
+export async function retry<T>(f: () => Promise<T>, ms = 15000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await f();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await sleep(50);
+    }
+  }
+}
