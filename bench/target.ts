@@ -201,16 +201,19 @@ export function listenOverflows(): number | null {
   }
 }
 
+/** Every pid in /proc (none where there is no /proc). */
+function procPids(): string[] {
+  try {
+    return readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+}
+
 /** CPU seconds used so far by every process on the machine, by pid. */
 export function allProcessesCpu(): Map<number, number> {
   const out = new Map<number, number>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const pid of pids) {
+  for (const pid of procPids()) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -244,13 +247,7 @@ export function listenerPid(port: number): number | undefined {
     }
   }
   if (inodes.size === 0) return undefined;
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return undefined;
-  }
-  for (const pid of pids) {
+  for (const pid of procPids()) {
     let fds: string[] = [];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);

@@ -20,6 +20,11 @@ export interface RecoverOptions {
   log: StorageLogger;
   /** Cut a torn tail off the log (default). false only reports it, for check-data. */
   repair?: boolean;
+  /**
+   * Hand the logged txns over here instead of replaying them: an ensemble member's log may
+   * end in txns that were never committed, so its Zab core decides what is applied.
+   */
+  collect?: Txn[];
 }
 
 export interface Recovered {
@@ -44,7 +49,8 @@ export async function recover(snaps: SnapshotStore, txnLog: TxnLog, opts: Recove
     tree = loadSnapshot(snaps, snapshot);
   }
   const after = tree.lastZxid;
-  const scan = scanLog(txnLog, { after, prev: after, onTxn: (t) => replay(tree, t) });
+  const collect = opts.collect;
+  const scan = scanLog(txnLog, { after, prev: after, onTxn: collect ? (t) => collect.push(t) : (t) => replay(tree, t) });
   if (scan.tornTail !== null) {
     const t = scan.tornTail;
     opts.log(
@@ -52,6 +58,7 @@ export async function recover(snaps: SnapshotStore, txnLog: TxnLog, opts: Recove
         `(the last commit was cut short, so none of it was acknowledged); the log now ends at ${zxidHex(t.keepThrough)}`,
     );
     if (opts.repair ?? true) await txnLog.truncateAfter(t.keepThrough);
+    while (collect && collect.length > 0 && collect[collect.length - 1]!.zxid > t.keepThrough) collect.pop();
   }
   return { tree, lastZxid: tree.lastZxid, snapshot, replayed: scan.txns, tornTail: scan.tornTail };
 }

@@ -3,9 +3,7 @@
 // acknowledging writes, snapshot() every snapCount txns, purge() on autopurge.
 
 import path from 'node:path';
-import { DataTree } from '../tree/datatree.js';
-import { scanLog } from './logscan.js';
-import { loadSnapshot, snapshotDamage } from './snapload.js';
+import type { DataTree } from '../tree/datatree.js';
 import type { Txn } from '../tree/types.js';
 import { LOG_SUBDIR, SNAP_SUBDIR } from './env.js';
 import { recover, type Recovered, type StorageLogger } from './recovery.js';
@@ -86,27 +84,10 @@ export class Storage {
    * so the Zab core decides what is applied (and what a TRUNC removes first).
    */
   async recoverForZab(): Promise<ZabRecovered> {
-    const list = this.snapshots.list();
-    const newest = list[list.length - 1];
-    let tree: DataTree;
-    let snapshot: SnapshotInfo | null = null;
-    if (newest === undefined) tree = new DataTree();
-    else if (newest.info === undefined) throw snapshotDamage(this.snapshots, newest.id, undefined, newest.damage);
-    else {
-      snapshot = newest.info;
-      tree = loadSnapshot(this.snapshots, snapshot);
-    }
     const log: Txn[] = [];
-    const after = tree.lastZxid;
-    const scan = scanLog(this.txnLog, { after, prev: after, onTxn: (t) => log.push(t) });
-    if (scan.tornTail !== null) {
-      const t = scan.tornTail;
-      this.opts.log(`txn log ${this.txnLog.dir}: dropping a torn tail of ${t.count} record(s) from zxid ${zxidHex(t.firstZxid)}`);
-      await this.txnLog.truncateAfter(t.keepThrough);
-      while (log.length > 0 && log[log.length - 1]!.zxid > t.keepThrough) log.pop();
-    }
-    this.txnLog.setBase(after);
-    return { tree, snapshot, log };
+    const r = await recover(this.snapshots, this.txnLog, { log: this.opts.log, collect: log });
+    this.txnLog.setBase(r.lastZxid);
+    return { tree: r.tree, snapshot: r.snapshot, log };
   }
 
   /** Zab SNAP: the leader's snapshot replaces every snapshot and the whole log. */
