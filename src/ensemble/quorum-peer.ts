@@ -89,7 +89,6 @@ export class QuorumPeer {
   private diskTail: Promise<unknown> = Promise.resolve();
   private structural = 0;
   private reportTail: Promise<void> = Promise.resolve();
-  private servingRole: string | null = null;
   /**
    * Leader: syncs waiting for the proposals before them to commit (Leader.processSync) and
    * for a quorum to answer a heartbeat sent after they arrived (see ZabPeer.heartbeat).
@@ -144,6 +143,11 @@ export class QuorumPeer {
   /** For mntr on the leader. */
   stats(): { learners: number; syncedFollowers: number; syncedObservers: number; pendingSyncs: number } {
     return { ...this.zab.learnerStats(), pendingSyncs: this.leaderSyncs.length };
+  }
+
+  /** The role the client server is serving in (leader, follower, observer), or null between roles. */
+  private get servingRole(): string | null {
+    return this.server.serving === null ? null : (this.server.role ?? null);
   }
 
   private tick(): void {
@@ -357,14 +361,12 @@ export class QuorumPeer {
       } else {
         this.server.startServing('learner', label);
       }
-      this.servingRole = label;
       this.log('INFO', `serving as ${label} of epoch ${epoch} (leader ${this.zab.leader}), ${ms} ms after the last role change, last zxid ${zxidHex(this.server.tree.lastZxid)}`);
       return;
     }
     if (this.servingRole !== null) {
       this.leaderLog.fail();
       this.server.stopServing(label);
-      this.servingRole = null;
       this.lookingSince = performance.now();
     } else {
       this.server.role = label;
