@@ -201,6 +201,17 @@ export function listenOverflows(): number | null {
   }
 }
 
+/** Keeps a server's log line: the tail, WARN/ERROR counts and samples, and whoever listens. */
+function recordLogLine(logs: ServerLogs, listeners: Set<(line: string) => void>, line: string): void {
+  logs.tail.push(line);
+  if (logs.tail.length > 2000) logs.tail.splice(0, 1000);
+  const level = /\[(WARN|ERROR)\]/.exec(line)?.[1] ?? (/^(\[s\d+\] )?corral: /.test(line) ? 'ERROR' : null);
+  if (level === 'WARN') logs.warn++;
+  if (level === 'ERROR') logs.error++;
+  if (level !== null && logs.samples.length < 20) logs.samples.push(line);
+  for (const l of listeners) l(line);
+}
+
 /** Every pid in /proc (none where there is no /proc). */
 function procPids(): string[] {
   try {
@@ -359,14 +370,7 @@ export async function startCorral(o: CorralChildOptions): Promise<Target> {
   let exited = false;
   let exitInfo = '';
   const onLine = (line: string) => {
-    if (line === '') return;
-    logs.tail.push(line);
-    if (logs.tail.length > 2000) logs.tail.splice(0, 1000);
-    const level = /\[(WARN|ERROR)\]/.exec(line)?.[1] ?? (/^corral: /.test(line) ? 'ERROR' : null);
-    if (level === 'WARN') logs.warn++;
-    if (level === 'ERROR') logs.error++;
-    if (level !== null && logs.samples.length < 20) logs.samples.push(line);
-    for (const l of listeners) l(line);
+    if (line !== '') recordLogLine(logs, listeners, line);
   };
   /** Spawns the server and waits for `ruok`; resolves to spawn-to-ready ms. */
   const spawnChild = async (): Promise<number> => {
@@ -599,6 +603,17 @@ export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<Ens
   if (o.size < 1) throw new Error('an ensemble needs at least one member');
   const root = mkdtempSync(join(tmpdir(), 'corral-bench-ens-'));
   const members: EnsembleMember[] = [];
+  // freePort() releases each port at once, so it may hand the same one out twice: never here.
+  const used = new Set<number>();
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort();
+      if (!used.has(p)) {
+        used.add(p);
+        return p;
+      }
+    }
+  };
   for (let id = 1; id <= o.size; id++) {
     const dir = join(root, `s${id}`);
     const dataDir = join(dir, 'data');
@@ -606,10 +621,10 @@ export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<Ens
     writeFileSync(join(dataDir, 'myid'), `${id}\n`);
     members.push({
       id,
-      clientPort: await freePort(),
-      quorumPort: await freePort(),
-      electionPort: await freePort(),
-      wsPort: o.ws ? await freePort() : undefined,
+      clientPort: await port(),
+      quorumPort: await port(),
+      electionPort: await port(),
+      wsPort: o.ws ? await port() : undefined,
       dir,
       dataDir,
       cfgPath: join(dir, 'zoo.cfg'),
@@ -645,13 +660,7 @@ export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<Ens
     const tagged = `[s${m.id}] ${line}`;
     m.tail.push(line);
     if (m.tail.length > 400) m.tail.splice(0, 200);
-    logs.tail.push(tagged);
-    if (logs.tail.length > 2000) logs.tail.splice(0, 1000);
-    const level = /\[(WARN|ERROR)\]/.exec(line)?.[1] ?? (/^corral: /.test(line) ? 'ERROR' : null);
-    if (level === 'WARN') logs.warn++;
-    if (level === 'ERROR') logs.error++;
-    if (level !== null && logs.samples.length < 20) logs.samples.push(tagged);
-    for (const l of listeners) l(tagged);
+    recordLogLine(logs, listeners, tagged);
   };
   const member = (id: number) => {
     const m = members.find((x) => x.id === id);
