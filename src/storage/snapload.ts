@@ -2,10 +2,7 @@
 // marker. Children sets, the ephemerals/containers/TTL indexes and dataSize are derived
 // here rather than stored, so a snapshot cannot disagree with itself about them.
 
-import { CONTAINER_OWNER } from '../protocol/constants.js';
-import { baseName, DataTree, isSessionOwner, isTtlOwner, parentOf } from '../tree/datatree.js';
-import type { Acl } from '../tree/types.js';
-import { ZNode } from '../tree/types.js';
+import { DataTree } from '../tree/datatree.js';
 import { FormatError, StorageError } from './errors.js';
 import { checkBlock, Entry, readChunkHeader, type SnapshotInfo } from './snapformat.js';
 import type { SnapshotStore } from './snapshot.js';
@@ -31,14 +28,9 @@ export function loadSnapshot(
   chunks: Iterable<{ chunkNo: number; value: Buffer }> = store.chunks(info.id),
 ): DataTree {
   const bad = (what: string): StorageError => snapshotDamage(store, info.id, info.zxid, what);
-  const tree = new DataTree();
-  const builtin = new Set(tree.nodes.keys());
-  tree.nodes.clear();
-  tree.ephemerals.clear();
-  tree.containers.clear();
-  tree.ttls.clear();
-  tree.sessions.clear();
-  const acls = new Map<number, readonly Acl[]>();
+  const builtin = new Set(new DataTree().nodes.keys());
+  const tree = DataTree.empty();
+  const acls = new Map<number, number>();
   const crcBuf = Buffer.alloc(4);
   let expect = 0;
   let chunksCrc = 0;
@@ -72,7 +64,11 @@ export function loadSnapshot(
           const aversion = r.i32();
           const owner = r.i64();
           const pzxid = r.num();
-          tree.nodes.set(path, new ZNode(data, acl, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid));
+          // A fuzzy snapshot may hold a path twice (deleted and created again while it was
+          // written): the later entry is the newer znode.
+          const old = tree.slotOf(path);
+          if (old >= 0) tree.remove(path, old);
+          tree.insert(path, -1, data, acl, czxid, mzxid, ctime, mtime, version, cversion, aversion, owner, pzxid);
           nodeEntries++;
         } else if (kind === Entry.SESSION) {
           const sid = r.i64();
@@ -80,7 +76,7 @@ export function loadSnapshot(
           sessions++;
         } else if (kind === Entry.ACL_DEF) {
           const aclId = r.u32();
-          acls.set(aclId, tree.internAcl(r.acl()));
+          acls.set(aclId, tree.internAclId(r.acl()));
         } else {
           throw new FormatError(`unknown entry kind ${kind}`);
         }
@@ -95,25 +91,12 @@ export function loadSnapshot(
   if (expect !== info.chunks) throw bad(`${info.chunks - expect} of ${info.chunks} chunks are missing`);
   if (chunksCrc !== info.chunksCrc || bytes !== info.bytes) throw bad('chunks do not match the checksum in the marker');
   if (nodeEntries !== info.nodeEntries || sessions !== info.sessions) throw bad('entry counts do not match the marker');
-  if (!tree.nodes.has('/')) throw bad('no root node');
+  if (!tree.has('/')) throw bad('no root node');
+  const orphan = tree.linkLoaded();
+  if (orphan !== null) throw bad(`node ${orphan} has no parent`);
 
   let dataSize = 0;
-  for (const [path, node] of tree.nodes) {
-    dataSize += (node.data?.length ?? 0) + (builtin.has(path) ? 0 : path.length);
-    if (path !== '/') {
-      const parent = tree.nodes.get(parentOf(path));
-      if (parent === undefined) throw bad(`node ${path} has no parent`);
-      (parent.children ??= new Set()).add(baseName(path));
-    }
-    const owner = node.ephemeralOwner;
-    if (owner === CONTAINER_OWNER) tree.containers.add(path);
-    else if (isTtlOwner(owner)) tree.ttls.add(path);
-    else if (isSessionOwner(owner)) {
-      let set = tree.ephemerals.get(owner);
-      if (set === undefined) tree.ephemerals.set(owner, (set = new Set()));
-      set.add(path);
-    }
-  }
+  for (const [path, node] of tree.nodes) dataSize += node.dataLength + (builtin.has(path) ? 0 : path.length);
   tree.dataSize = dataSize;
   tree.lastZxid = info.zxid;
   return tree;

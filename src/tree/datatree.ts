@@ -1,7 +1,8 @@
 import { CONTAINER_OWNER, Err, EventType, OpCode, TTL_MASK } from '../protocol/constants.js';
 import { aclKey, OPEN_ACL_UNSAFE } from './acl-list.js';
 import type { Acl, ApplyResult, OpResult, Txn, TxnOp, WatchEvent } from './types.js';
-import { ZNode } from './types.js';
+import { NodeColumns, NONE } from './columns.js';
+import { ZNode } from './znode.js';
 
 export function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
@@ -27,13 +28,48 @@ export function isSessionOwner(owner: bigint): boolean {
   return owner !== 0n && owner !== CONTAINER_OWNER && !isTtlOwner(owner);
 }
 
+/** Read-only Map-like view of the znodes by path, for code that walks the whole tree. */
+export class NodeView {
+  constructor(private readonly tree: DataTree) {}
+
+  get size(): number {
+    return this.tree.nodeCount;
+  }
+
+  get(path: string): ZNode | undefined {
+    return this.tree.get(path);
+  }
+
+  has(path: string): boolean {
+    return this.tree.has(path);
+  }
+
+  /**
+   * Paths in slot order. Safe to walk while the tree changes: a znode that exists
+   * throughout is seen once; one created or deleted meanwhile may or may not be.
+   */
+  *keys(): Generator<string> {
+    for (const slot of this.tree.slots()) yield this.tree.pathOf(slot);
+  }
+
+  *entries(): Generator<[string, ZNode]> {
+    for (const slot of this.tree.slots()) yield [this.tree.pathOf(slot), new ZNode(this.tree, slot)];
+  }
+
+  [Symbol.iterator](): Generator<[string, ZNode]> {
+    return this.entries();
+  }
+}
+
 /**
  * The replicated state: znodes, the ephemerals index, containers and TTL nodes (for
  * the periodic reaper), and the session table (sessions are replicated state in Zab).
- * It changes only through apply(); reads go through get().
+ * It changes only through apply() (and snapshot loading); reads go through get().
+ * Znodes live in columns (columns.ts), paths in a PathIndex (pathindex.ts).
  */
 export class DataTree {
-  readonly nodes = new Map<string, ZNode>();
+  readonly cols = new NodeColumns();
+  readonly nodes = new NodeView(this);
   readonly ephemerals = new Map<bigint, Set<string>>();
   readonly containers = new Set<string>();
   readonly ttls = new Set<string>();
@@ -42,49 +78,82 @@ export class DataTree {
   lastZxid = 0;
   /** Bytes of path + data, as ZooKeeper's approximate data size counts them. */
   dataSize = 0;
-  private readonly aclCache = new Map<string, readonly Acl[]>();
+  /** Interned ACL lists: a million znodes usually share a handful. */
+  private readonly acls: (readonly Acl[])[] = [];
+  private readonly aclIds = new Map<string, number>();
 
   constructor() {
-    const root = new ZNode(Buffer.alloc(0), this.internAcl(OPEN_ACL_UNSAFE), 0, 0, 0, 0, 0, 0, 0, 0n, 0);
-    this.nodes.set('/', root);
-    this.addSystemNode('/zookeeper');
-    this.addSystemNode('/zookeeper/quota');
-    this.addSystemNode('/zookeeper/config');
+    const open = this.internAclId(OPEN_ACL_UNSAFE);
+    this.insert('/', -1, Buffer.alloc(0), open, 0, 0, 0, 0, 0, 0, 0, 0n, 0);
+    for (const path of ['/zookeeper', '/zookeeper/quota', '/zookeeper/config'])
+      this.insert(path, this.slotOf(parentOf(path)), Buffer.alloc(0), open, 0, 0, 0, 0, 0, 0, 0, 0n, 0);
     // DataTree.addConfigNode: world READ only (ZOOKEEPER-2014), set with setACL(..., -1),
     // which leaves aversion at -1.
-    const config = this.nodes.get('/zookeeper/config')!;
-    config.acl = this.internAcl([{ perms: 1, scheme: 'world', id: 'anyone' }]);
-    config.aversion = -1;
+    const config = this.slotOf('/zookeeper/config');
+    this.cols.acl[config] = this.internAclId([{ perms: 1, scheme: 'world', id: 'anyone' }]);
+    this.cols.aversion[config] = -1;
   }
 
-  private addSystemNode(path: string): void {
-    const node = new ZNode(Buffer.alloc(0), this.internAcl(OPEN_ACL_UNSAFE), 0, 0, 0, 0, 0, 0, 0, 0n, 0);
-    this.nodes.set(path, node);
-    this.linkChild(parentOf(path), baseName(path));
+  /** A tree with no znodes at all, for loading a snapshot into. */
+  static empty(): DataTree {
+    const t = new DataTree();
+    for (const slot of [...t.slots()]) t.remove(t.pathOf(slot), slot);
+    return t;
   }
 
-  private linkChild(parent: string, name: string): void {
-    const p = this.nodes.get(parent)!;
-    (p.children ??= new Set()).add(name);
-  }
-
-  /** One shared array per distinct ACL: a million znodes usually share a handful. */
-  internAcl(acl: readonly Acl[]): readonly Acl[] {
+  /** The id of an interned copy of acl. */
+  internAclId(acl: readonly Acl[]): number {
     const key = aclKey(acl);
-    let cached = this.aclCache.get(key);
-    if (cached === undefined) {
-      cached = Object.freeze(acl.map((a) => Object.freeze({ ...a })));
-      this.aclCache.set(key, cached);
+    let id = this.aclIds.get(key);
+    if (id === undefined) {
+      id = this.acls.length;
+      this.acls.push(Object.freeze(acl.map((a) => Object.freeze({ ...a }))));
+      this.aclIds.set(key, id);
     }
-    return cached;
+    return id;
+  }
+
+  /** One shared array per distinct ACL. */
+  internAcl(acl: readonly Acl[]): readonly Acl[] {
+    return this.acls[this.internAclId(acl)]!;
+  }
+
+  aclAt(slot: number): readonly Acl[] {
+    return this.acls[this.cols.acl[slot]!]!;
+  }
+
+  /** The znode's slot, or -1. */
+  slotOf(path: string): number {
+    return this.cols.paths.find(path);
   }
 
   get(path: string): ZNode | undefined {
-    return this.nodes.get(path);
+    const slot = this.cols.paths.find(path);
+    return slot < 0 ? undefined : new ZNode(this, slot);
+  }
+
+  has(path: string): boolean {
+    return this.cols.paths.find(path) >= 0;
+  }
+
+  pathOf(slot: number): string {
+    return this.cols.paths.pathOf(slot);
   }
 
   get nodeCount(): number {
-    return this.nodes.size;
+    return this.cols.paths.size;
+  }
+
+  /** Every used slot, lowest first; see NodeView.keys() for walking while the tree changes. */
+  *slots(): Generator<number> {
+    for (let s = 1; s < this.cols.end; s++) if (this.cols.paths.used(s)) yield s;
+  }
+
+  childNames(slot: number): string[] {
+    const c = this.cols;
+    const out: string[] = [];
+    for (let k = c.firstChild[slot]!; k !== NONE; k = c.next[k]!) out.push(c.paths.nameOf(k, slot));
+    return out;
   }
 
   ephemeralCount(): number {
@@ -95,12 +164,111 @@ export class DataTree {
 
   /** Number of descendants of path (getAllChildrenNumber), not counting path itself. */
   countDescendants(path: string): number {
-    const node = this.nodes.get(path);
-    if (node === undefined || node.children === null) return 0;
+    const slot = this.slotOf(path);
+    return slot < 0 ? 0 : this.descendants(slot);
+  }
+
+  private descendants(slot: number): number {
+    const c = this.cols;
     let n = 0;
-    const prefix = path === '/' ? '/' : path + '/';
-    for (const c of node.children) n += 1 + this.countDescendants(prefix + c);
+    for (let k = c.firstChild[slot]!; k !== NONE; k = c.next[k]!) n += 1 + this.descendants(k);
     return n;
+  }
+
+  /** Adds a znode; parent -1 leaves it unlinked (snapshot loading links afterwards). */
+  insert(
+    path: string,
+    parent: number,
+    data: Uint8Array | null,
+    aclId: number,
+    czxid: number,
+    mzxid: number,
+    ctime: number,
+    mtime: number,
+    version: number,
+    cversion: number,
+    aversion: number,
+    owner: bigint,
+    pzxid: number,
+  ): number {
+    const c = this.cols;
+    const s = c.alloc();
+    c.czxid[s] = czxid;
+    c.mzxid[s] = mzxid;
+    c.pzxid[s] = pzxid;
+    c.ctime[s] = ctime;
+    c.mtime[s] = mtime;
+    c.version[s] = version;
+    c.cversion[s] = cversion;
+    c.aversion[s] = aversion;
+    c.acl[s] = aclId;
+    if (owner !== 0n) c.setOwner(s, owner);
+    c.values.set(s, data);
+    if (parent !== -1) c.link(parent, s);
+    c.paths.add(path, s);
+    return s;
+  }
+
+  /** Removes a znode (its children must be gone already). */
+  remove(path: string, slot: number): void {
+    this.cols.unlink(slot);
+    this.cols.paths.remove(slot);
+    this.cols.release(slot);
+  }
+
+  /**
+   * After a snapshot load: links every znode to its parent and derives the ephemerals,
+   * containers and TTL indexes. Returns the first path whose parent is missing, or null.
+   */
+  linkLoaded(): string | null {
+    for (const slot of this.slots()) {
+      const path = this.pathOf(slot);
+      if (path !== '/') {
+        const parent = this.slotOf(parentOf(path));
+        if (parent < 0) return path;
+        this.cols.link(parent, slot);
+      }
+      this.track(path, slot);
+    }
+    return null;
+  }
+
+  private track(path: string, slot: number): void {
+    if (this.cols.owned[slot] === 0) return;
+    const owner = this.cols.owner(slot);
+    if (owner === CONTAINER_OWNER) this.containers.add(path);
+    else if (isTtlOwner(owner)) this.ttls.add(path);
+    else {
+      let set = this.ephemerals.get(owner);
+      if (set === undefined) this.ephemerals.set(owner, (set = new Set()));
+      set.add(path);
+    }
+  }
+
+  private untrack(path: string, slot: number): void {
+    if (this.cols.owned[slot] === 0) return;
+    const owner = this.cols.owner(slot);
+    if (owner === CONTAINER_OWNER) this.containers.delete(path);
+    else if (isTtlOwner(owner)) this.ttls.delete(path);
+    else {
+      const set = this.ephemerals.get(owner);
+      if (set !== undefined) {
+        set.delete(path);
+        if (set.size === 0) this.ephemerals.delete(owner);
+      }
+    }
+  }
+
+  /** apply()'s create and delete, on slots. */
+  createAt(path: string, parent: number, op: Extract<TxnOp, { type: 'create' }>, zxid: number, time: number): number {
+    const s = this.insert(path, parent, op.data, this.internAclId(op.acl), zxid, zxid, time, time, 0, 0, 0, op.ephemeralOwner, zxid);
+    this.track(path, s);
+    return s;
+  }
+
+  deleteAt(path: string, slot: number): void {
+    this.untrack(path, slot);
+    this.remove(path, slot);
   }
 }
 
@@ -126,22 +294,24 @@ function applyOp(tree: DataTree, txn: Txn, op: TxnOp, events: WatchEvent[]): OpR
       return { type: 'delete', op: op.op, err, path: op.path };
     }
     case 'setData': {
-      const node = tree.nodes.get(op.path);
-      if (node === undefined) return { type: 'setData', op: OpCode.setData, err: Err.NONODE, path: op.path };
-      tree.dataSize += (op.data?.length ?? 0) - (node.data?.length ?? 0);
-      node.data = op.data;
-      node.version = op.version;
-      node.mzxid = txn.zxid;
-      node.mtime = txn.time;
+      const slot = tree.slotOf(op.path);
+      if (slot < 0) return { type: 'setData', op: OpCode.setData, err: Err.NONODE, path: op.path };
+      const c = tree.cols;
+      tree.dataSize += (op.data?.length ?? 0) - Math.max(0, c.values.length(slot));
+      c.values.set(slot, op.data);
+      c.version[slot] = op.version;
+      c.mzxid[slot] = txn.zxid;
+      c.mtime[slot] = txn.time;
+      const node = new ZNode(tree, slot);
       events.push({ type: EventType.NodeDataChanged, path: op.path, zxid: txn.zxid, acl: node.acl });
       return { type: 'setData', op: OpCode.setData, err: Err.OK, path: op.path, stat: node.stat() };
     }
     case 'setACL': {
-      const node = tree.nodes.get(op.path);
-      if (node === undefined) return { type: 'setACL', op: OpCode.setACL, err: Err.NONODE, path: op.path };
-      node.acl = tree.internAcl(op.acl);
-      node.aversion = op.version;
-      return { type: 'setACL', op: OpCode.setACL, err: Err.OK, path: op.path, stat: node.stat() };
+      const slot = tree.slotOf(op.path);
+      if (slot < 0) return { type: 'setACL', op: OpCode.setACL, err: Err.NONODE, path: op.path };
+      tree.cols.acl[slot] = tree.internAclId(op.acl);
+      tree.cols.aversion[slot] = op.version;
+      return { type: 'setACL', op: OpCode.setACL, err: Err.OK, path: op.path, stat: new ZNode(tree, slot).stat() };
     }
     case 'check':
       return { type: 'check', op: OpCode.check, err: Err.OK, path: op.path };
@@ -183,53 +353,36 @@ function createNode(
   events: WatchEvent[],
 ): OpResult {
   const parentPath = parentOf(op.path);
-  const parent = tree.nodes.get(parentPath);
-  if (parent === undefined) return { type: 'create', op: op.op, err: Err.NONODE, path: op.path };
-  if (tree.nodes.has(op.path)) return { type: 'create', op: op.op, err: Err.NODEEXISTS, path: op.path };
+  const parent = tree.slotOf(parentPath);
+  if (parent < 0) return { type: 'create', op: op.op, err: Err.NONODE, path: op.path };
+  if (tree.has(op.path)) return { type: 'create', op: op.op, err: Err.NODEEXISTS, path: op.path };
   const z = txn.zxid;
-  const node = new ZNode(op.data, tree.internAcl(op.acl), z, z, txn.time, txn.time, 0, 0, 0, op.ephemeralOwner, z);
+  const c = tree.cols;
   // A replayed create may find the parent already past this cversion (fuzzy snapshot).
-  if (op.parentCVersion > parent.cversion) {
-    parent.cversion = op.parentCVersion;
-    parent.pzxid = z;
+  if (op.parentCVersion > c.cversion[parent]!) {
+    c.cversion[parent] = op.parentCVersion;
+    c.pzxid[parent] = z;
   }
-  (parent.children ??= new Set()).add(baseName(op.path));
-  tree.nodes.set(op.path, node);
+  const slot = tree.createAt(op.path, parent, op, z, txn.time);
   tree.dataSize += op.path.length + (op.data?.length ?? 0);
-  const owner = op.ephemeralOwner;
-  if (owner === CONTAINER_OWNER) tree.containers.add(op.path);
-  else if (isTtlOwner(owner)) tree.ttls.add(op.path);
-  else if (owner !== 0n) {
-    let set = tree.ephemerals.get(owner);
-    if (set === undefined) tree.ephemerals.set(owner, (set = new Set()));
-    set.add(op.path);
-  }
-  events.push({ type: EventType.NodeCreated, path: op.path, zxid: z, acl: node.acl });
-  events.push({ type: EventType.NodeChildrenChanged, path: parentPath, zxid: z, acl: parent.acl });
-  return { type: 'create', op: op.op, err: Err.OK, path: op.path, stat: node.stat() };
+  const acl = tree.aclAt(slot);
+  events.push({ type: EventType.NodeCreated, path: op.path, zxid: z, acl });
+  events.push({ type: EventType.NodeChildrenChanged, path: parentPath, zxid: z, acl: tree.aclAt(parent) });
+  return { type: 'create', op: op.op, err: Err.OK, path: op.path, stat: new ZNode(tree, slot).stat() };
 }
 
 function deleteNode(tree: DataTree, path: string, zxid: number, events: WatchEvent[]): number {
-  const node = tree.nodes.get(path);
+  const slot = tree.slotOf(path);
   const parentPath = parentOf(path);
-  const parent = tree.nodes.get(parentPath);
-  if (node === undefined || parent === undefined) return Err.NONODE;
-  parent.children?.delete(baseName(path));
+  const parent = tree.slotOf(parentPath);
+  if (slot < 0 || parent < 0) return Err.NONODE;
+  const c = tree.cols;
   // ZooKeeper moves the parent's pzxid on a delete but not its cversion.
-  if (zxid > parent.pzxid) parent.pzxid = zxid;
-  tree.nodes.delete(path);
-  tree.dataSize -= path.length + (node.data?.length ?? 0);
-  const owner = node.ephemeralOwner;
-  if (owner === CONTAINER_OWNER) tree.containers.delete(path);
-  else if (isTtlOwner(owner)) tree.ttls.delete(path);
-  else if (owner !== 0n) {
-    const set = tree.ephemerals.get(owner);
-    if (set !== undefined) {
-      set.delete(path);
-      if (set.size === 0) tree.ephemerals.delete(owner);
-    }
-  }
-  events.push({ type: EventType.NodeDeleted, path, zxid, acl: node.acl });
-  events.push({ type: EventType.NodeChildrenChanged, path: parentPath, zxid, acl: parent.acl });
+  if (zxid > c.pzxid[parent]!) c.pzxid[parent] = zxid;
+  const acl = tree.aclAt(slot);
+  tree.dataSize -= path.length + Math.max(0, c.values.length(slot));
+  tree.deleteAt(path, slot);
+  events.push({ type: EventType.NodeDeleted, path, zxid, acl });
+  events.push({ type: EventType.NodeChildrenChanged, path: parentPath, zxid, acl: tree.aclAt(parent) });
   return Err.OK;
 }

@@ -37,53 +37,7 @@ export function clientEphemeralOwner(owner: bigint): bigint {
   return owner;
 }
 
-export class ZNode {
-  children: Set<string> | null = null; // allocated on first child: most znodes are leaves
-  constructor(
-    /** null when created without data: ZooKeeper keeps that apart from empty. */
-    public data: Buffer | null,
-    public acl: readonly Acl[],
-    public czxid: number,
-    public mzxid: number,
-    public ctime: number,
-    public mtime: number,
-    public version: number,
-    public cversion: number,
-    public aversion: number,
-    public ephemeralOwner: bigint,
-    public pzxid: number,
-  ) {}
-
-  get numChildren(): number {
-    return this.children === null ? 0 : this.children.size;
-  }
-
-  /** The cversion clients see: creates plus deletes (see stat()). */
-  get clientCversion(): number {
-    return (this.cversion * 2 - this.numChildren) | 0;
-  }
-
-  /**
-   * The Stat a client sees (DataNode.copyStat). The tree's cversion counts child creates
-   * only (sequential names come from it); clients see creates plus deletes, which is
-   * 2 * creates - children. A container's or TTL node's ephemeralOwner reads 0.
-   */
-  stat(): Stat {
-    return {
-      czxid: this.czxid,
-      mzxid: this.mzxid,
-      ctime: this.ctime,
-      mtime: this.mtime,
-      version: this.version,
-      cversion: this.clientCversion,
-      aversion: this.aversion,
-      ephemeralOwner: clientEphemeralOwner(this.ephemeralOwner),
-      dataLength: this.data === null ? 0 : this.data.length,
-      numChildren: this.numChildren,
-      pzxid: this.pzxid,
-    };
-  }
-}
+export { ZNode } from './znode.js';
 
 /** Transaction bodies, after zookeeper.jute's txn module (CreateTxn, DeleteTxn, ...). */
 export type TxnOp =
