@@ -2,6 +2,8 @@
 // encode of the common frames, the data tree, apply() of txn batches, watch triggering,
 // and the LMDB txn log's batch commit when src/storage has it.
 
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +72,17 @@ class NullWatcher implements Watcher {
   }
 }
 
-export async function runMicro(opts: { timeMs: number; log: (s: string) => void }): Promise<MicroReport> {
+/** The tree's own memory, measured in a child with --expose-gc (bench/tree-memory.ts). */
+function treeMemory(znodes: number, log: (s: string) => void): string {
+  log(`micro: tree memory, ${znodes} znodes of 100 B`);
+  const script = fileURLToPath(new URL('./tree-memory.js', import.meta.url));
+  const r = spawnSync(process.execPath, ['--expose-gc', script, String(znodes), '100'], { encoding: 'utf8' });
+  if (r.status !== 0) return `tree memory: failed (${(r.stderr || r.error?.message || '').trim().split('\n')[0]})`;
+  const m = JSON.parse(r.stdout.trim()) as { znodes: number; anonMB: number; heapMB: number; bytesPerZnode: number; buildMs: number };
+  return `tree memory: ${m.znodes.toLocaleString('en-US')} znodes of 100 B built by apply() hold ${m.anonMB} MB anonymous RSS after full GCs (${m.bytesPerZnode} B per znode, V8 heap ${m.heapMB} MB), built in ${m.buildMs} ms`;
+}
+
+export async function runMicro(opts: { timeMs: number; log: (s: string) => void; treeZnodes?: number }): Promise<MicroReport> {
   const notes: string[] = [];
   const groups: { group: string; bench: Bench; perCall: Map<string, number> }[] = [];
   const mk = (group: string) => {
@@ -272,5 +284,6 @@ export async function runMicro(opts: { timeMs: number; log: (s: string) => void 
   }
   // Give the LMDB environments a moment to close before the process may exit.
   await new Promise((r) => setTimeout(r, 200));
+  notes.push(treeMemory(opts.treeZnodes ?? 1_000_000, opts.log));
   return { results, notes };
 }

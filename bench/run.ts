@@ -75,7 +75,7 @@ function configOf(o: Options): Record<string, unknown> {
 async function micro(o: Options): Promise<void> {
   const startedAt = new Date().toISOString();
   const progress = new ProgressDisplay(() => ({ replies: 0, errors: 0 }));
-  const m = await runMicro({ timeMs: o.quick ? 200 : 1000, log: (s) => progress.log(s) });
+  const m = await runMicro({ timeMs: o.quick ? 200 : 1000, log: (s) => progress.log(s), treeZnodes: o.quick ? 100_000 : 1_000_000 });
   const f: BenchFile = {
     schema: 1,
     kind: 'micro',
