@@ -39,8 +39,10 @@ export interface StepResult {
   /**
    * elu: per thread, fraction of the window its event loop was busy (1 = client-bound).
    * sendLag: open loop, scheduled time -> write (lateness of the load generator, or a full window).
+   * wire: open loop, write -> reply read (the server, the kernel, and the reading side's delay).
+   * tickGap: open loop, time between the scheduler's turns, naps included (its resolution and stalls).
    */
-  loadgen: { elu: number[]; maxBacklog: number; maxSendLagMs: number; sessionsLost: number; sendLag?: LatencySummary };
+  loadgen: { elu: number[]; maxBacklog: number; maxSendLagMs: number; sessionsLost: number; sendLag?: LatencySummary; wire?: LatencySummary; tickGap?: LatencySummary };
   /** Present when the step was not run (e.g. a lower rate already saturated the server). */
   skipped?: string;
 }
@@ -118,8 +120,12 @@ export function mergePhase(
   let maxSendLag = 0;
   let lost = 0;
   const lag = new Histogram();
+  const wire = new Histogram();
+  const tickGap = new Histogram();
   for (const p of parts) {
     if (p.sendLag) lag.merge(p.sendLag);
+    if (p.wire) wire.merge(p.wire);
+    if (p.tickGap) tickGap.merge(p.tickGap);
     requests += p.requests;
     replies += p.replies;
     ok += p.ok;
@@ -172,6 +178,8 @@ export function mergePhase(
       maxSendLagMs: round3(maxSendLag),
       sessionsLost: lost,
       sendLag: mode === 'open' ? lag.summary() : undefined,
+      wire: mode === 'open' && wire.n > 0 ? wire.summary() : undefined,
+      tickGap: mode === 'open' && tickGap.n > 0 ? tickGap.summary() : undefined,
     },
   };
 }

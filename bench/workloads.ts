@@ -49,7 +49,10 @@ export function fmtMs(x: number): string {
 
 function stepLine(s: StepResult): string {
   const l = s.latency;
-  return `${fmtRate(s.throughput)} ops/s  p50 ${fmtMs(l.p50)}  p99 ${fmtMs(l.p99)}  p99.9 ${fmtMs(l.p999)}  max ${fmtMs(l.max)} ms  errors ${s.errors}`;
+  const g = s.loadgen;
+  // Open loop: how late the generator sent (p99), and write to reply read (p99): the generator's share vs the rest.
+  const split = g.sendLag !== undefined && g.wire !== undefined ? `  (send lag p99 ${fmtMs(g.sendLag.p99)}, wire p99 ${fmtMs(g.wire.p99)})` : '';
+  return `${fmtRate(s.throughput)} ops/s  p50 ${fmtMs(l.p50)}  p99 ${fmtMs(l.p99)}  p99.9 ${fmtMs(l.p999)}  max ${fmtMs(l.max)} ms${split}  errors ${s.errors}`;
 }
 
 // --- plumbing ------------------------------------------------------------------------

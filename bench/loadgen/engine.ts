@@ -274,6 +274,11 @@ export class Engine {
     let tickTimer: NodeJS.Timeout | null = null;
     let napMs = 0;
     const lagHist = new Histogram();
+    // Open loop: reply time minus the time the request was actually sent (server, kernel
+    // and the reader's own delay), and the gaps between the scheduler's turns (its stalls).
+    const wireHist = new Histogram();
+    const tickGapHist = new Histogram();
+    let lastTick = 0;
 
     const countError = (kind: number, name: string, t: number) => {
       if (t >= windowStart) {
@@ -399,6 +404,8 @@ export class Engine {
         maxBacklog,
         maxSendLagMs: maxSendLag,
         sendLag: lagHist.data(),
+        wire: wireHist.data(),
+        tickGap: tickGapHist.data(),
         notifications,
         sessionsLost,
         openSessions: sessions.length,
@@ -418,6 +425,7 @@ export class Engine {
       if (counted) {
         replies++;
         histOf(kind).recordMs(now - t);
+        if (mode === 'open') wireHist.recordMs(now - s.replySent);
         if (err === 0) {
           ok++;
           if (now <= windowEnd) okInWindow++;
@@ -527,6 +535,8 @@ export class Engine {
           tickTimer = null;
           if (finished) return;
           const n = nowMs();
+          if (lastTick > 0) tickGapHist.recordMs(n - lastTick);
+          lastTick = n;
           for (;;) {
             const t = spec.startAt + k * interval;
             if (t >= windowEnd) {
@@ -553,6 +563,7 @@ export class Engine {
           const wait = spec.startAt + k * interval - nowMs();
           if (wait > 3) {
             tickTimer = setTimeout(tick, wait - 2);
+            lastTick = 0;
             return;
           }
           if (wait > 0) {

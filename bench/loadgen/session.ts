@@ -73,6 +73,8 @@ export class ReqRing {
   xid: Int32Array;
   kind: Uint8Array;
   t: Float64Array;
+  /** When the request was encoded for sending (nowMs), for the wire-time histogram. */
+  sent: Float64Array;
   aux: (Buffer | null)[];
   head = 0;
   size = 0;
@@ -81,15 +83,17 @@ export class ReqRing {
     this.xid = new Int32Array(cap);
     this.kind = new Uint8Array(cap);
     this.t = new Float64Array(cap);
+    this.sent = new Float64Array(cap);
     this.aux = new Array<Buffer | null>(cap).fill(null);
   }
 
-  push(xid: number, kind: number, t: number, aux: Buffer | null): void {
+  push(xid: number, kind: number, t: number, aux: Buffer | null, sent = 0): void {
     if (this.size === this.kind.length) this.grow();
     const i = (this.head + this.size) & (this.kind.length - 1);
     this.xid[i] = xid;
     this.kind[i] = kind;
     this.t[i] = t;
+    this.sent[i] = sent;
     this.aux[i] = aux;
     this.size++;
   }
@@ -116,17 +120,20 @@ export class ReqRing {
     const xid = new Int32Array(cap * 2);
     const kind = new Uint8Array(cap * 2);
     const t = new Float64Array(cap * 2);
+    const sent = new Float64Array(cap * 2);
     const aux = new Array<Buffer | null>(cap * 2).fill(null);
     for (let k = 0; k < this.size; k++) {
       const i = (this.head + k) & (cap - 1);
       xid[k] = this.xid[i];
       kind[k] = this.kind[i];
       t[k] = this.t[i];
+      sent[k] = this.sent[i];
       aux[k] = this.aux[i];
     }
     this.xid = xid;
     this.kind = kind;
     this.t = t;
+    this.sent = sent;
     this.aux = aux;
     this.head = 0;
   }
@@ -191,6 +198,8 @@ export class Session {
   dirty = false;
   /** Last time a request was written (for keep-alive pings). */
   lastSend = 0;
+  /** During onReply: when the request being answered was encoded for sending (nowMs). */
+  replySent = 0;
   notifications = 0;
   lastNotificationAt = 0;
   /** Why the connection closed, if it did. */
@@ -392,7 +401,7 @@ export class Session {
     this.nextXid = xid >= 0x7ffffff0 ? 1 : xid + 1;
     if (this.ws !== null) {
       this.sendPb(xid, kind, path, data);
-      this.fifo.push(xid, kind, t, null);
+      this.fifo.push(xid, kind, t, null, nowMs());
       markDirty(this);
       return;
     }
@@ -431,7 +440,7 @@ export class Session {
     }
     b.writeInt32BE(p - at - 4, at);
     this.pos = p;
-    this.fifo.push(xid, kind, t, null);
+    this.fifo.push(xid, kind, t, null, nowMs());
     markDirty(this);
   }
 
@@ -531,6 +540,7 @@ export class Session {
       const h = f.head;
       const kind = f.kind[h];
       const t = f.t[h];
+      this.replySent = f.sent[h];
       f.shift();
       if (kind === Kind.close) {
         const w = this.closeWaiter;
@@ -814,6 +824,7 @@ export class Session {
     const h = f.head;
     const kind = f.kind[h];
     const t = f.t[h];
+    this.replySent = f.sent[h];
     f.shift();
     if (kind === Kind.close) {
       const w = this.closeWaiter;

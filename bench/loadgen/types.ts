@@ -86,6 +86,10 @@ export interface PhaseResult {
   maxSendLagMs: number;
   /** Open loop: delay from each request's scheduled time to its write (load generator lateness). */
   sendLag: HistogramData;
+  /** Open loop: reply time minus the request's actual send (what the server, the kernel and the reading side add). */
+  wire?: HistogramData;
+  /** Open loop: time between the scheduler's turns, naps included (its resolution and its stalls). */
+  tickGap?: HistogramData;
   notifications: number;
   sessionsLost: number;
   /** Sessions that were open when the phase started. */
