@@ -476,6 +476,29 @@ describe('snapshots and recovery', () => {
     sameTree(r.tree, w.tree);
   });
 
+  it('a child copied before its parent (a reused slot) and both deleted meanwhile: recovery drops the orphan', async () => {
+    const dir = tempDir();
+    const { s } = await openStorage(dir, { snapshot: { sliceMs: 0.01, chunkBytes: 1024 } });
+    const w = new Workload(15);
+    // /z takes a low slot; once deleted, its slot goes to /p/c, below its parent /p's.
+    const txns = [w.create('/z'), w.create('/f')];
+    for (let i = 0; i < 1000; i++) txns.push(w.create(`/f/n${i}`));
+    txns.push(w.create('/p'), w.delete('/z'), w.create('/p/c'));
+    await s.append(txns);
+    expect(w.tree.slotOf('/p/c')).toBeLessThan(w.tree.slotOf('/p'));
+    // The first slice copies the low slots (/p/c among them) before snapshot() returns.
+    const snap = s.snapshot(w.tree);
+    const later = [w.delete('/p/c'), w.delete('/p')];
+    await s.append(later);
+    const info = (await snap)!;
+    expect(info.zxid).toBe(later[0]!.zxid - 1);
+    await closeStorage(s);
+    const { s: s2 } = await openStorage(dir);
+    const r = await s2.recover();
+    expect(r.tree.has('/p/c')).toBe(false);
+    sameTree(r.tree, w.tree);
+  });
+
   it('Zab TRUNC: truncateAfter drops later txns and any snapshot that may hold them', async () => {
     const dir = tempDir();
     const { s } = await openStorage(dir);

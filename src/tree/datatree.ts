@@ -218,19 +218,47 @@ export class DataTree {
 
   /**
    * After a snapshot load: links every znode to its parent and derives the ephemerals,
-   * containers and TTL indexes. Returns the first path whose parent is missing, or null.
+   * containers and TTL indexes. A fuzzy snapshot walks slots, not paths, so it can hold
+   * a child whose parent it never saw: the child sat in a lower (reused) slot than its
+   * parent, and was copied before both were deleted; or the parent was created, in a
+   * slot already passed, after the snapshot began. Either way the child's own delete or
+   * create comes after the snapshot's zxid, so replaying the log sets it right: such
+   * orphans, and anything below them, are dropped here. Returns how many.
    */
-  linkLoaded(): string | null {
+  linkLoaded(): number {
+    const c = this.cols;
+    const loaded: number[] = [];
+    const parents: number[] = [];
     for (const slot of this.slots()) {
       const path = this.pathOf(slot);
-      if (path !== '/') {
-        const parent = this.slotOf(parentOf(path));
-        if (parent < 0) return path;
-        this.cols.link(parent, slot);
-      }
-      this.track(path, slot);
+      loaded.push(slot);
+      parents.push(path === '/' ? 0 : this.slotOf(parentOf(path)));
     }
-    return null;
+    // An orphan's descendants are orphans too: mark until nothing changes (as deep as
+    // the deepest orphaned subtree, usually one pass).
+    const orphan = new Uint8Array(c.capacity);
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (let i = 0; i < loaded.length; i++) {
+        const p = parents[i]!;
+        if (orphan[loaded[i]!] === 0 && (p === -1 || (p !== 0 && orphan[p] === 1))) {
+          orphan[loaded[i]!] = 1;
+          changed = true;
+        }
+      }
+    }
+    let dropped = 0;
+    for (let i = 0; i < loaded.length; i++) {
+      const slot = loaded[i]!;
+      if (orphan[slot] === 1) {
+        this.remove(this.pathOf(slot), slot);
+        dropped++;
+      } else {
+        if (parents[i] !== 0) c.link(parents[i]!, slot);
+        this.track(this.pathOf(slot), slot);
+      }
+    }
+    return dropped;
   }
 
   private track(path: string, slot: number): void {
