@@ -2,8 +2,9 @@
 // first data byte, and a million of them keep the GC busy; instead values are appended
 // to 256 KiB segments and a znode records (segment, offset, length) in typed arrays.
 //
-// A segment is only ever appended to, never written over: a view handed to a reader
-// stays valid however the tree changes later. Space comes back by dropping segments
+// A value's bytes are never written over (segments are appended to; only the 4-byte
+// header before a value changes when it is freed): a view handed to a reader stays
+// valid however the tree changes later. Space comes back by dropping segments
 // whose values are all gone, and by moving the survivors out of a segment once less
 // than half of it is live (so the copying is at most one byte per byte freed). Values
 // of 16 KiB or more get a segment of their own, which goes as soon as its value does.
