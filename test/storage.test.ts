@@ -452,6 +452,21 @@ describe('snapshots and recovery', () => {
     sameTree(r.tree, w.tree);
   });
 
+  /**
+   * Starts a sliced snapshot, logs `later()`'s txns while it runs (its first slice is
+   * taken before snapshot() returns), then restarts on the directory and recovers.
+   */
+  async function snapshotWhileApplying(dir: string, s: Storage, w: Workload, later: () => Txn[]) {
+    const snap = s.snapshot(w.tree);
+    const txns = later();
+    await s.append(txns);
+    const info = (await snap)!;
+    expect(info.zxid).toBe(txns[0]!.zxid - 1);
+    await closeStorage(s);
+    const { s: s2 } = await openStorage(dir);
+    return s2.recover();
+  }
+
   it('replay repairs parents copied before their children changed', async () => {
     const dir = tempDir();
     const { s } = await openStorage(dir, { snapshot: { sliceMs: 0.01, chunkBytes: 1024 } });
@@ -459,18 +474,11 @@ describe('snapshots and recovery', () => {
     const { txn: sess, sid } = w.createSession();
     const txns = [sess, w.create('/p'), w.create('/q'), w.create('/r'), w.create('/f')];
     for (let i = 0; i < 1000; i++) txns.push(w.create(`/f/n${i}`));
-    // Children created late sit at the end of the map: copied long after their parents.
+    // Children created late sit in the last slots: copied long after their parents.
     txns.push(w.create('/p/c'), w.create('/q/e', Buffer.from('eph'), sid));
     await s.append(txns);
     // The first slice runs before snapshot() returns: /p, /q, /r are copied by then.
-    const snap = s.snapshot(w.tree);
-    const later = [w.delete('/p/c'), w.closeSession(sid), w.create('/r/new')];
-    await s.append(later);
-    const info = (await snap)!;
-    expect(info.zxid).toBe(later[0]!.zxid - 1);
-    await closeStorage(s);
-    const { s: s2 } = await openStorage(dir);
-    const r = await s2.recover();
+    const r = await snapshotWhileApplying(dir, s, w, () => [w.delete('/p/c'), w.closeSession(sid), w.create('/r/new')]);
     // Without the repairs: /p and /q keep the pzxid, /r the cversion their copies had.
     for (const p of ['/p', '/q', '/r']) expect(r.tree.get(p)!.stat(), p).toEqual(w.tree.get(p)!.stat());
     sameTree(r.tree, w.tree);
@@ -487,14 +495,7 @@ describe('snapshots and recovery', () => {
     await s.append(txns);
     expect(w.tree.slotOf('/p/c')).toBeLessThan(w.tree.slotOf('/p'));
     // The first slice copies the low slots (/p/c among them) before snapshot() returns.
-    const snap = s.snapshot(w.tree);
-    const later = [w.delete('/p/c'), w.delete('/p')];
-    await s.append(later);
-    const info = (await snap)!;
-    expect(info.zxid).toBe(later[0]!.zxid - 1);
-    await closeStorage(s);
-    const { s: s2 } = await openStorage(dir);
-    const r = await s2.recover();
+    const r = await snapshotWhileApplying(dir, s, w, () => [w.delete('/p/c'), w.delete('/p')]);
     expect(r.tree.has('/p/c')).toBe(false);
     sameTree(r.tree, w.tree);
   });
