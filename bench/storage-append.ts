@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { open } from 'lmdb';
 import type { Txn } from '../src/tree/types.js';
 import { encodeTxn, sealRecord } from '../src/storage/txncodec.js';
+import { open } from '../src/storage/env.js';
 import { TxnLog } from '../src/storage/txnlog.js';
 
 const seconds = Number(process.argv[2] ?? 3);
