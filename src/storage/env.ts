@@ -39,5 +39,9 @@ export function openEnv(dir: string, file: string, opts: EnvOptions): RootDataba
   // file within a process and refuses to reopen a running server's with other flags.
   if (opts.readOnly) return open({ path: file_, maxDbs: 4, readOnly: true });
   fs.mkdirSync(dir, { recursive: true });
-  return open({ path: file_, maxDbs: 4, overlappingSync: !opts.durable });
+  // eventTurnBatching off: every write here is in an explicit batch() (or needs no
+  // atomicity with others), and with it on lmdb-js drops the promise of each event
+  // turn's batch start, so a failed commit (a full disk) became an unhandled rejection
+  // that killed the process instead of being reported through our own batch.
+  return open({ path: file_, maxDbs: 4, overlappingSync: !opts.durable, eventTurnBatching: false });
 }
