@@ -53,6 +53,12 @@ export interface Options {
   snapCount: number;
   /** startup: how many times Corral is started on an empty dataDir. */
   startups: number;
+  /** startup: retry interval of the serving probe, ms. */
+  startupPollMs: number;
+  /** startup: also time Apache ZooKeeper (zkref) the same way, in this scratch directory. */
+  startupZkref?: string;
+  /** startup: zkref's client port. */
+  startupZkPort: number;
   /** Load-generator worker threads. */
   threads: number;
   watchers: number;
@@ -119,7 +125,13 @@ Load
   --snap-count N       with large-tree: the started Corral's snapCount (default min(keys/2,
                        100000), so snapshots run during the create phase; they are timed and
                        probed, and the server is restarted on its dataDir to time recovery)
-  --startups N         startup: times Corral is started on an empty dataDir (default 5)
+  --startups N         startup: times Corral is started on an empty dataDir (default 5): spawn to
+                       a served request (connect + session + exists("/"), retried every
+                       --startup-poll-ms, default 3), then one create timed to its ack
+  --startup-zkref DIR  startup: also start Apache ZooKeeper (zkref's start.sh command line,
+                       spawned by the bench, fresh dataDir each time) N times in DIR, timed the
+                       same way, alternating with Corral's starts (A B B A ...)
+  --startup-zk-port N  startup: zkref's client port (default 12195)
   --failover-sizes L   failover: ensemble sizes to start (default 3,5); each one gets a steady
                        setData load on all members, its leader SIGKILLed, and is timed: kill ->
                        first write acknowledged, kill -> new leader in srvr
@@ -183,6 +195,8 @@ export function parseArgs(argv: string[]): Options {
     transport: 'tcp',
     snapCount: 0,
     startups: 5,
+    startupPollMs: 3,
+    startupZkPort: 12195,
     threads: cores <= 2 ? 1 : Math.min(4, Math.floor(cores / 2)),
     watchers: quick ? 50 : 200,
     watchRounds: quick ? 5 : 20,
@@ -315,6 +329,15 @@ export function parseArgs(argv: string[]): Options {
         break;
       case '--startups':
         o.startups = int(flag, val(), 1);
+        break;
+      case '--startup-poll-ms':
+        o.startupPollMs = int(flag, val(), 1);
+        break;
+      case '--startup-zkref':
+        o.startupZkref = val();
+        break;
+      case '--startup-zk-port':
+        o.startupZkPort = int(flag, val(), 1);
         break;
       case '--threads':
         o.threads = int(flag, val());

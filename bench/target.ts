@@ -278,7 +278,7 @@ export function listenerPid(port: number): number | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -464,20 +464,6 @@ export async function startCorral(o: CorralChildOptions): Promise<Target> {
     },
   };
   return target;
-}
-
-/**
- * Starts Corral `times` times, each on a fresh empty dataDir, and times spawn to `ruok`
- * answered `imok` (stopping it in between).
- */
-export async function timeStartups(times: number, forceSync: boolean, extraCfg?: string): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < times; i++) {
-    const t = await startCorral({ forceSync, extraCfg });
-    out.push(Number(t.info.startToReadyMs));
-    await t.stop();
-  }
-  return out;
 }
 
 function listDir(d: string): string[] {

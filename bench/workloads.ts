@@ -13,7 +13,8 @@ import type { Options, WorkloadName } from './options.js';
 import { fmtRate, type ProgressDisplay } from './progress.js';
 import { knee, mergeCounts, mergePhase, type Metric, round3, skippedStep, type StepResult, sumCounts, type WorkloadRun } from './results.js';
 import { failoverWorkload } from './failover.js';
-import { allProcessesCpu, cpuBetween, listenOverflows, mntr, type RestartInfo, sumSamples, systemCpu, type Target, targetPids, targetProcSample, targetProcSamples, timeStartups } from './target.js';
+import { allProcessesCpu, cpuBetween, listenOverflows, mntr, type RestartInfo, sumSamples, systemCpu, type Target, targetPids, targetProcSample, targetProcSamples } from './target.js';
+import { quantile, type StartTiming, timeCorralStart, ZkrefStarter } from './startup.js';
 
 export interface Ctx {
   opts: Options;
@@ -784,24 +785,75 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
       continue;
     }
     if (t.kind !== 'corral-child') {
-      run.notes.push('start to serving not measured: the bench did not start this server (time its launch script instead)');
+      run.notes.push('start to serving not measured: the bench did not start this server (use --startup-zkref DIR to time Apache ZooKeeper the way Corral is timed)');
       continue;
     }
     await guard(ctx, run, async () => {
-      ctx.progress.log(`${t.id} startup: ${o.startups} starts on an empty dataDir`);
-      const ms = await timeStartups(o.startups, o.forceSync, o.corralCfg.join('\n'));
-      const sorted = [...ms].sort((a, b) => a - b);
-      const median = sorted[Math.floor(sorted.length / 2)];
-      run.extra = { startToReadyMs: ms };
+      const zk = o.startupZkref !== undefined ? await ZkrefStarter.prepare(o.startupZkref, o.startupZkPort) : undefined;
+      ctx.progress.log(
+        `${t.id} startup: ${o.startups} starts on an empty dataDir, probe every ${o.startupPollMs} ms` +
+          (zk ? `, alternating with Apache ZooKeeper (${zk.commandLine})` : ''),
+      );
+      const corral: StartTiming[] = [];
+      const zookeeper: StartTiming[] = [];
+      for (let i = 0; i < o.startups; i++) {
+        // A B B A: neither server always goes first after the other's stop.
+        const order = i % 2 === 0 ? ['corral', 'zk'] : ['zk', 'corral'];
+        for (const which of order) {
+          if (which === 'corral') corral.push(await timeCorralStart({ forceSync: o.forceSync, extraCfg: o.corralCfg.join('\n'), pollMs: o.startupPollMs }));
+          else if (zk) zookeeper.push(await zk.timeStart(o.startupPollMs));
+        }
+        ctx.progress.log(
+          `${t.id} startup ${i + 1}/${o.startups}: Corral ${startLine(corral[corral.length - 1]!)}` +
+            (zk ? `; ZooKeeper ${startLine(zookeeper[zookeeper.length - 1]!)}` : ''),
+        );
+      }
+      const serving = corral.map((x) => x.servingMs);
+      run.extra = { corral, zookeeper: zk ? zookeeper : undefined, pollMs: o.startupPollMs, zookeeperCommand: zk?.commandLine };
       run.metrics = {
-        'spawn to ruok, median': metric(median, 'ms', 'lower'),
-        'spawn to ruok, min': metric(sorted[0], 'ms', 'lower'),
-        'spawn to ruok, max': metric(sorted[sorted.length - 1], 'ms', 'lower'),
+        'spawn to serving, median': metric(quantile(serving, 0.5), 'ms', 'lower'),
+        'spawn to serving, min': metric(Math.min(...serving), 'ms', 'lower'),
+        'spawn to serving, max': metric(Math.max(...serving), 'ms', 'lower'),
+        'spawn to first write acked, median': metric(quantile(corral.map((x) => x.firstWriteMs), 0.5), 'ms', 'lower'),
+        'CPU to serving, median': metric(quantile(corral.map((x) => x.cpuMs), 0.5), 'ms', 'lower'),
       };
-      ctx.progress.log(`${t.id} startup: spawn to ruok ${ms.join(', ')} ms (median ${median})`);
+      if (zk) {
+        const zs = zookeeper.map((x) => x.servingMs);
+        run.metrics['ZooKeeper spawn to serving, median'] = metric(quantile(zs, 0.5), 'ms', 'lower');
+        run.metrics['ZooKeeper spawn to serving, min'] = metric(Math.min(...zs), 'ms', 'lower');
+        run.metrics['ZooKeeper spawn to serving, max'] = metric(Math.max(...zs), 'ms', 'lower');
+        run.metrics['ZooKeeper CPU to serving, median'] = metric(quantile(zookeeper.map((x) => x.cpuMs), 0.5), 'ms', 'lower');
+        // Per pair, like --compare: each ratio is two starts made back to back.
+        const ratios = serving.map((c, i) => c / zs[i]!);
+        run.metrics['Corral / ZooKeeper, paired median'] = metric(quantile(ratios, 0.5), 'x', 'lower');
+        run.metrics['Corral / ZooKeeper, paired min'] = metric(Math.min(...ratios), 'x', 'lower');
+        run.metrics['Corral / ZooKeeper, paired max'] = metric(Math.max(...ratios), 'x', 'lower');
+      }
+      ctx.progress.log(`${t.id} startup: ${summary('Corral', corral)}`);
+      if (zk) {
+        ctx.progress.log(`${t.id} startup: ${summary('ZooKeeper', zookeeper)}`);
+        const ratios = serving.map((c, i) => c / zookeeper[i]!.servingMs);
+        ctx.progress.log(
+          `${t.id} startup: Corral / ZooKeeper per pair, median ${quantile(ratios, 0.5).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
+        );
+      }
     });
   }
   return runs;
+}
+
+function startLine(x: StartTiming): string {
+  return `${x.servingMs.toFixed(1)} ms (write acked ${x.firstWriteMs.toFixed(1)}, CPU ${x.cpuMs.toFixed(0)}, waited for CPU ${x.runqueueMs.toFixed(0)})`;
+}
+
+function summary(name: string, xs: StartTiming[]): string {
+  const f = (v: number) => v.toFixed(1);
+  const s = xs.map((x) => x.servingMs);
+  return (
+    `${name} spawn to serving median ${f(quantile(s, 0.5))} ms [${f(Math.min(...s))}-${f(Math.max(...s))}], ` +
+    `quartiles ${f(quantile(s, 0.25))}-${f(quantile(s, 0.75))}, n=${s.length}; first write acked median ${f(quantile(xs.map((x) => x.firstWriteMs), 0.5))} ms; ` +
+    `CPU to serving median ${f(quantile(xs.map((x) => x.cpuMs), 0.5))} ms; waited for a CPU median ${f(quantile(xs.map((x) => x.runqueueMs), 0.5))} ms`
+  );
 }
 
 // --- whole-target warmup -----------------------------------------------------------------
@@ -868,7 +920,7 @@ export const WORKLOAD_DESCRIPTIONS: Record<WorkloadName, string> = {
   storm: 'N sessions connect at once; time until all are connected, then closeSession for all',
   'large-values': 'setData / getData of large values (closed loop, few sessions)',
   'large-tree': 'create N znodes (2 levels, 1000 per parent), server memory, snapshot during the create (probed), getData over them, restart on the dataDir (recovery), delete',
-  startup: 'start Corral N times on an empty dataDir: spawn to ruok answered imok',
+  startup: 'start Corral N times on an empty dataDir: spawn to a served request (session + exists), and Apache ZooKeeper the same way with --startup-zkref',
   failover: 'Corral ensembles of N members under a steady setData load on every member: SIGKILL the leader, time kill -> first write acknowledged and kill -> new leader in srvr; restart it, repeat',
 };
 
