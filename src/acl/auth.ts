@@ -1,6 +1,8 @@
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Acl, Id } from '../tree/types.js';
+
+// node:crypto is loaded on first use: it costs ~5 ms of every start, and most starts never hash.
+const crypto = (): typeof import('node:crypto') => process.getBuiltinModule('node:crypto');
 
 // Authentication providers and ACL checks, as ZooKeeper's ProviderRegistry has them
 // by default: ip (every connection carries its address) and digest, plus world:anyone
@@ -9,7 +11,7 @@ import type { Acl, Id } from '../tree/types.js';
 /** DigestAuthenticationProvider.generateDigest: `user:base64(sha1(user:password))`. */
 export function digestOf(userPassword: string): string {
   const user = userPassword.split(':', 1)[0];
-  const hash = createHash('sha1').update(userPassword, 'utf8').digest('base64');
+  const hash = crypto().createHash('sha1').update(userPassword, 'utf8').digest('base64');
   return `${user}:${hash}`;
 }
 

@@ -2,11 +2,13 @@
 // the original (and replicas with each other): every znode in path order with its data,
 // full stat and ACL, then the session table in id order. lastZxid is not included.
 
-import { createHash } from 'node:crypto';
 import type { DataTree } from '../tree/datatree.js';
 
+// node:crypto is loaded on first use: it costs ~5 ms of every start, and most starts never hash.
+const crypto = (): typeof import('node:crypto') => process.getBuiltinModule('node:crypto');
+
 export function treeDigest(tree: DataTree): string {
-  const h = createHash('sha256');
+  const h = crypto().createHash('sha256');
   const num = Buffer.alloc(8);
   const int = (v: number): void => {
     num.writeDoubleBE(v);
