@@ -52,6 +52,47 @@ describe('corral command', () => {
     expect(r.stderr).toMatch(/server\.1.*server\.4|server\.4.*server\.1/);
   });
 
+  it('a full log disk: one ERROR line naming the cause, exit code 1, and a restart with room keeps every acknowledged write', async (ctx) => {
+    // A real ENOSPC: dataLogDir on a 1 MiB tmpfs (needs root to mount; skipped otherwise).
+    const mnt = mkdtempSync(path.join(tmpdir(), 'corral-full-'));
+    dirs.push(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt]).status !== 0) return ctx.skip('cannot mount a small tmpfs here (not root?)');
+    try {
+      const p = await startCorralProcess(`dataLogDir=${mnt}`);
+      const exited = new Promise<number | null>((r) => (p.child.exitCode !== null ? r(p.child.exitCode) : p.child.once('exit', (code) => r(code))));
+      const c = await RawClient.connect('127.0.0.1', p.port);
+      const acked: string[] = [];
+      const big = Buffer.alloc(100_000, 1);
+      for (let i = 0; i < 40; i++) {
+        const r = await c.create(`/n${i}`, big).catch(() => null);
+        if (r === null) break;
+        expect(r.err).toBe(0);
+        acked.push(`/n${i}`);
+      }
+      expect(acked.length).toBeGreaterThan(0);
+      expect(acked.length).toBeLessThan(40);
+      // It stops by itself, saying why once.
+      expect(await exited).toBe(1);
+      const errors = p.output().split('\n').filter((l) => l.includes('[ERROR]'));
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/transaction log failed, stopping: .*a commit failed \((?!Commit failed)/);
+      // Room again (a bigger mount on top): every acknowledged create is there.
+      spawnSync('mount', ['-o', 'remount,size=16m', mnt]);
+      const r = spawnSync(process.execPath, [CLI, 'check-data', path.join(p.dir, 'data'), mnt], { encoding: 'utf8', timeout: 20000 });
+      expect(r.stdout, r.stderr).toMatch(/OK|torn tail/);
+      const again = await startCorralProcess(`dataLogDir=${mnt}`, p.dir);
+      try {
+        const c2 = await RawClient.connect('127.0.0.1', again.port);
+        for (const n of acked) expect((await c2.exists(n)).err, n).toBe(0);
+        c2.close();
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+
   it('check-data passes a data dir a server wrote, and both it and start refuse a damaged log', async () => {
     const p = await startCorralProcess('snapCount=50');
     try {

@@ -41,9 +41,11 @@ export interface CorralProcess {
   cleanup(): void;
 }
 
-/** Runs `corral start` on a generated zoo.cfg (extra lines in `cfg`) and waits for `ruok`. */
-export async function startCorralProcess(cfg: string): Promise<CorralProcess> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'corral-proc-'));
+/**
+ * Runs `corral start` on a generated zoo.cfg (extra lines in `cfg`) and waits for `ruok`.
+ * `dir` reuses an earlier process's directory (and data) instead of a new one.
+ */
+export async function startCorralProcess(cfg: string, dir = mkdtempSync(path.join(tmpdir(), 'corral-proc-'))): Promise<CorralProcess> {
   const port = await freePort();
   const file = path.join(dir, 'zoo.cfg');
   writeFileSync(file, `tickTime=2000\ndataDir=${dir}/data\nclientPort=${port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n${cfg}\n`);
