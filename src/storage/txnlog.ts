@@ -198,27 +198,28 @@ export class TxnLog {
         this.pump();
       },
       (e: unknown) => {
-        // lmdb-js rejects the batch with a summary, then a second promise (commitError)
-        // with LMDB's own error: that one is handled (unhandled, it would kill the
-        // process) and is what the failure reports, if it comes at once as it does.
-        const detail = (e as { commitError?: Promise<unknown> }).commitError;
-        const fail = (cause: unknown): void => {
+        // The log's state is now unknown: refuse everything after (at once, so a later
+        // batch resolving meanwhile is refused too), the server must stop.
+        const firstFailure = this.failed === null;
+        if (firstFailure) this.failed = e instanceof Error ? e : new Error(String(e));
+        const fail = (): void => {
           this.inflight--;
-          // The log's state is now unknown: refuse everything after, the server must stop.
-          if (this.failed === null) this.failed = cause instanceof Error ? cause : new Error(String(cause));
           const err = this.failedError();
           for (const p of batch) p.reject(err);
           for (const p of this.queue.splice(0)) p.reject(err);
           this.pump();
         };
-        if (detail === undefined) return fail(e);
+        // lmdb-js rejects the batch with a summary, then a second promise (commitError)
+        // with LMDB's own error: that one is handled (unhandled, it would kill the
+        // process) and is what the failure reports, if it comes at once as it does.
+        const detail = (e as { commitError?: Promise<unknown> }).commitError;
+        detail?.catch(() => undefined);
+        if (!firstFailure || detail === undefined) return fail();
         let timer: NodeJS.Timeout | undefined;
-        void Promise.race([
-          detail.then(() => e, (cause: unknown) => cause),
-          new Promise((r) => (timer = setTimeout(() => r(e), 100))),
-        ]).then((cause) => {
+        void Promise.race([detail.then(() => e, (cause: unknown) => cause), new Promise((r) => (timer = setTimeout(() => r(e), 100)))]).then((cause) => {
           clearTimeout(timer);
-          fail(cause);
+          if (cause instanceof Error) this.failed = cause;
+          fail();
         });
       },
     );
