@@ -76,7 +76,7 @@ describe('corral command', () => {
       const errors = p.output().split('\n').filter((l) => l.includes('[ERROR]'));
       expect(errors).toHaveLength(1);
       expect(errors[0]).toMatch(/transaction log failed, stopping: .*a commit failed \((?!Commit failed)/);
-      // Room again (a bigger mount on top): every acknowledged create is there.
+      // Room again (the tmpfs resized): every acknowledged create is there.
       spawnSync('mount', ['-o', 'remount,size=16m', mnt]);
       const r = spawnSync(process.execPath, [CLI, 'check-data', path.join(p.dir, 'data'), mnt], { encoding: 'utf8', timeout: 20000 });
       expect(r.stdout, r.stderr).toMatch(/OK|torn tail/);
