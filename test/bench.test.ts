@@ -2,6 +2,9 @@
 // against an in-process Corral for about a second, and the result arithmetic. Speed is
 // measured by the bench, never asserted here: only the structure of the figures.
 
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../src/client/raw.js';
 import { Histogram } from '../bench/loadgen/histogram.js';
@@ -13,7 +16,8 @@ import { knee, mergePhase, type StepResult, summarise } from '../bench/results.j
 import { type Ctx, parseSnapshotLine, runWorkload } from '../bench/workloads.js';
 import { DEFAULT_WORKLOADS, parseArgs } from '../bench/options.js';
 import { ProgressDisplay } from '../bench/progress.js';
-import type { Target } from '../bench/target.js';
+import { freePort, type Target } from '../bench/target.js';
+import { type StartTiming, zkrefHome } from '../bench/startup.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 let ts: TestServer;
@@ -341,4 +345,44 @@ describe('bench failover workload', () => {
       await flg.close();
     }
   }, 30_000);
+});
+
+describe('bench startup workload', () => {
+  // Apache ZooKeeper is timed only where zkref and Debian's zookeeper package are here.
+  const zkref = existsSync(join(zkrefHome(), 'start.sh')) && existsSync('/usr/share/zookeeper');
+
+  it('times Corral, and Apache ZooKeeper the same way when zkref is here, from spawn to a served request', async () => {
+    const args = ['--workloads', 'startup', '--startups', '2'];
+    const scratch = mkdtempSync(join(tmpdir(), 'corral-bench-startup-'));
+    if (zkref) args.push('--startup-zkref', scratch, '--startup-zk-port', String(await freePort()));
+    else console.log('bench startup: zkref or the zookeeper package is missing, timing Corral only');
+    const opts = parseArgs(args);
+    const lg = LoadGen.start(1, { inline: true });
+    const ctx: Ctx = { opts, lg, progress: new ProgressDisplay(() => lg.progress(), process.stderr, false), root: `/bench-startup-${process.pid}`, prepared: new Map() };
+    const corral: Target = { id: 'corral', label: 'Corral', addresses: [], kind: 'corral-child', info: {}, stop: async () => {} };
+    try {
+      const [run] = await runWorkload(ctx, 'startup', [corral], 1, {});
+      expect(run!.failed, run!.notes.join('\n')).toBeUndefined();
+      const m = (k: string) => run!.metrics[k]?.value as number;
+      expect(m('spawn to serving, min')).toBeGreaterThan(0);
+      expect(m('spawn to serving, max')).toBeGreaterThanOrEqual(m('spawn to serving, min'));
+      expect(m('spawn to first write acked, median')).toBeGreaterThanOrEqual(m('spawn to serving, min'));
+      expect(m('CPU to serving, median')).toBeGreaterThan(0);
+      const extra = run!.extra as { corral: unknown[]; zookeeper?: unknown[] };
+      expect(extra.corral).toHaveLength(2);
+      if (zkref) {
+        expect(extra.zookeeper).toHaveLength(2);
+        expect(m('ZooKeeper spawn to serving, median')).toBeGreaterThan(0);
+        const c = extra.corral as StartTiming[];
+        const z = extra.zookeeper as StartTiming[];
+        const ratios = [0, 1].map((i) => c[i]!.servingMs / z[i]!.servingMs);
+        expect(m('Corral / ZooKeeper, paired median')).toBeCloseTo((ratios[0]! + ratios[1]!) / 2);
+        // Every ZooKeeper it started is stopped.
+        expect(readFileSync(join(scratch, 'pids'), 'utf8').trim()).toBe('');
+      }
+    } finally {
+      await lg.close();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
