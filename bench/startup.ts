@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { OpCode } from '../src/protocol/constants.js';
 import { OPEN_ACL, RawClient } from '../src/client/raw.js';
 import { writeAclList } from '../src/protocol/records.js';
-import { corralMainJs, freePort } from './target.js';
+import { corralArgv } from '../src/cli/launch.js';
+import { corralMainJs, corralRoot, freePort } from './target.js';
 
 export interface StartTiming {
   /** spawn -> exists("/") answered in a fresh session. */
@@ -136,9 +137,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-/** One start of Corral (`node <main> start zoo.cfg`) on a fresh empty dataDir. */
-export async function timeCorralStart(o: { forceSync: boolean; extraCfg?: string; pollMs: number; main?: string }): Promise<StartTiming> {
-  const main = o.main ?? corralMainJs();
+/** One start of Corral on a fresh empty dataDir, as `npm start` runs it (src/cli/launch.ts). */
+export async function timeCorralStart(o: { forceSync: boolean; extraCfg?: string; pollMs: number }): Promise<StartTiming> {
+  const main = corralMainJs();
   if (!existsSync(main)) throw new Error(`${main} not found: build first (npm run build)`);
   const dir = mkdtempSync(join(tmpdir(), 'corral-startup-'));
   try {
@@ -153,7 +154,7 @@ export async function timeCorralStart(o: { forceSync: boolean; extraCfg?: string
       o.extraCfg ?? '',
     ].join('\n');
     writeFileSync(join(dir, 'zoo.cfg'), cfg + '\n');
-    const { child, timing } = await timeSpawnToServing(process.execPath, [main, 'start', join(dir, 'zoo.cfg')], { cwd: dir }, port, o.pollMs);
+    const { child, timing } = await timeSpawnToServing(process.execPath, corralArgv(corralRoot(), ['start', join(dir, 'zoo.cfg')]), { cwd: dir }, port, o.pollMs);
     await stopChild(child);
     return timing;
   } finally {

@@ -9,6 +9,7 @@ import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { corralArgv } from '../src/cli/launch.js';
 import type { Address } from './loadgen/types.js';
 
 export interface Target {
@@ -305,6 +306,11 @@ function versionLine(srvr: string): string {
   return m ? m[1].trim() : srvr.split('\n')[0]?.trim() ?? '';
 }
 
+/** The project root whose dist/ the bench starts Corral from (see corralMainJs). */
+export function corralRoot(): string {
+  return join(dirname(corralMainJs()), '..', '..', '..');
+}
+
 export function corralMainJs(): string {
   // dist/bench/target.js -> dist/src/cli/main.js; from the sources (vitest):
   // bench/target.ts -> dist/src/cli/main.js
@@ -340,7 +346,7 @@ export interface RestartInfo {
   digestMs?: number;
 }
 
-/** Starts `node dist/src/cli/main.js start <zoo.cfg>` with a temp dataDir on a free port. */
+/** Starts `corral start <zoo.cfg>` as `npm start` does (src/cli/launch.ts), with a temp dataDir on a free port. */
 export async function startCorral(o: CorralChildOptions): Promise<Target> {
   const main = corralMainJs();
   if (!existsSync(main)) throw new Error(`${main} not found: build first (npm run build)`);
@@ -375,7 +381,7 @@ export async function startCorral(o: CorralChildOptions): Promise<Target> {
   /** Spawns the server and waits for `ruok`; resolves to spawn-to-ready ms. */
   const spawnChild = async (): Promise<number> => {
     const t0 = performance.now();
-    const c: ChildProcess = spawn(process.execPath, [main, 'start', cfgPath], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c: ChildProcess = spawn(process.execPath, corralArgv(corralRoot(), ['start', cfgPath]), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     exited = false;
     exitInfo = '';
@@ -663,7 +669,7 @@ export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<Ens
     const m = member(id);
     if (isUp(id)) throw new Error(`member ${id} is running`);
     const t0 = performance.now();
-    const c = spawn(process.execPath, [main, 'start', m.cfgPath], { cwd: m.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, corralArgv(corralRoot(), ['start', m.cfgPath]), { cwd: m.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = c;
     m.exited = false;
     m.exitInfo = '';

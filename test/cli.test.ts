@@ -1,11 +1,14 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../src/client/raw.js';
 import { Storage } from '../src/storage/storage.js';
-import { CLI, startCorralProcess } from './helpers/process.js';
+import { corralCommand, freePort, startCorralProcess } from './helpers/process.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 // The `corral` command as an operator runs it: start, check-data, and the errors that
 // stop it before it serves anything.
@@ -16,10 +19,41 @@ afterAll(() => {
 });
 
 function corral(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20000 });
+  return spawnSync(process.execPath, corralCommand(...args), { encoding: 'utf8', timeout: 20000 });
 }
 
 describe('corral command', () => {
+  it('npm start runs the start-up snapshot npm install built, the same program as the ES modules', async () => {
+    // The global setup builds it as npm install does; every process test starts from it.
+    expect(corralCommand('version')[0]).toBe('--snapshot-blob');
+    const fromSnapshot = corral('version');
+    const fromModules = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'version'], { encoding: 'utf8' });
+    expect(fromSnapshot.status).toBe(0);
+    expect(fromSnapshot.stdout).toBe(fromModules.stdout);
+    // scripts/start.sh is `npm start`: it execs node on the snapshot, config path passed on.
+    const dir = mkdtempSync(path.join(tmpdir(), 'corral-cli-'));
+    dirs.push(dir);
+    const port = await freePort();
+    writeFileSync(path.join(dir, 'zoo.cfg'), `tickTime=2000\ndataDir=${dir}/data\nclientPort=${port}\nclientPortAddress=127.0.0.1\n`);
+    const child = spawn('sh', [path.join(ROOT, 'scripts', 'start.sh'), path.join(dir, 'zoo.cfg')], { stdio: 'ignore' });
+    try {
+      let c: RawClient | undefined;
+      for (let i = 0; i < 200 && c === undefined; i++) {
+        c = await RawClient.connect('127.0.0.1', port).catch(async () => {
+          await new Promise((r) => setTimeout(r, 25));
+          return undefined;
+        });
+      }
+      expect(c, 'npm start did not serve').toBeDefined();
+      expect((await c!.create('/started', Buffer.from('x'))).err).toBe(0);
+      c!.close();
+      expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toContain('--snapshot-blob');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+
   it('refuses a malformed zoo.cfg with an error naming the line', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'corral-cli-'));
     dirs.push(dir);
@@ -78,7 +112,7 @@ describe('corral command', () => {
       expect(errors[0]).toMatch(/transaction log failed, stopping: .*a commit failed \((?!Commit failed)/);
       // Room again (the tmpfs resized): every acknowledged create is there.
       spawnSync('mount', ['-o', 'remount,size=16m', mnt]);
-      const r = spawnSync(process.execPath, [CLI, 'check-data', path.join(p.dir, 'data'), mnt], { encoding: 'utf8', timeout: 20000 });
+      const r = spawnSync(process.execPath, corralCommand('check-data', path.join(p.dir, 'data'), mnt), { encoding: 'utf8', timeout: 20000 });
       expect(r.stdout, r.stderr).toMatch(/OK|torn tail/);
       const again = await startCorralProcess(`dataLogDir=${mnt}`, p.dir);
       try {

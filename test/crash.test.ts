@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkData } from '../src/storage/checkdata.js';
+import { corralArgv } from '../src/cli/launch.js';
 
 // Crash test (issue #3): a real `corral start` process under write load from real
 // clients (node-zookeeper-client, and the C client through the `zookeeper` bindings),
@@ -138,7 +139,7 @@ class ServerProc {
     cfgPath: string,
     readonly port: number,
   ) {
-    this.proc = spawn(process.execPath, [MAIN, 'start', cfgPath], {
+    this.proc = spawn(process.execPath, corralArgv(ROOT, ['start', cfgPath]), {
       env: { ...process.env, CORRAL_RECOVERY_DIGEST: '1' }, // log the recovered tree's digest
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { startupSnapshot } from 'node:v8';
 import { ConfigError, defaultConfig, loadConfig } from '../config/zoocfg.js';
 import type { CorralConfig } from '../config/types.js';
 import { stdoutLogger } from '../server/log.js';
@@ -111,7 +112,15 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((e: Error) => {
-  process.stderr.write(`corral: ${e.stack ?? e.message}\n`);
-  process.exit(1);
-});
+function run(argv: string[]): void {
+  main(argv).catch((e: Error) => {
+    process.stderr.write(`corral: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
+}
+
+// Built into a start-up snapshot (scripts/build-snapshot.mjs), the module bodies above
+// ran at build time and this runs at start: `node --snapshot-blob <blob> start ...`
+// has no script path, so the arguments begin at argv[1].
+if (startupSnapshot.isBuildingSnapshot()) startupSnapshot.setDeserializeMainFunction(() => run(process.argv.slice(1)));
+else run(process.argv.slice(2));

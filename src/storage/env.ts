@@ -10,8 +10,13 @@ import type { RootDatabase } from 'lmdb';
 
 // lmdb ships a CommonJS bundle beside its ES modules. Loading it takes 21-38 ms here
 // against 35-52 ms for the ES module graph, and it is on every server's start-up path
-// (issue #5's start-to-serving target). Same code, same native binary.
-export const { open } = createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
+// (issue #5's start-to-serving target). Same code, same native binary. It is loaded on
+// first use, not when this module is: a start-up snapshot cannot hold a native addon.
+let lmdb: typeof import('lmdb') | undefined;
+export const open: typeof import('lmdb').open = ((...args: Parameters<typeof import('lmdb').open>) => {
+  lmdb ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
+  return lmdb.open(...args);
+}) as typeof import('lmdb').open;
 
 export const LOG_SUBDIR = 'corral-log';
 export const SNAP_SUBDIR = 'corral-snap';

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CLI, fourLetter, freePort } from './process.js';
+import { corralCommand, fourLetter, freePort } from './process.js';
 import { TcpProxy } from './proxy.js';
 
 export interface EnsembleOptions {
@@ -132,7 +132,7 @@ export class Ensemble {
   async spawn(id: number): Promise<void> {
     const m = this.member(id);
     if (m.child !== null && m.child.exitCode === null && m.child.signalCode === null) throw new Error(`server ${id} is running`);
-    const child = spawn(process.execPath, [CLI, 'start', m.cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, corralCommand('start', m.cfgFile), { stdio: ['ignore', 'pipe', 'pipe'] });
     m.child = child;
     child.stdout!.on('data', (d) => (m.out += d.toString()));
     child.stderr!.on('data', (d) => (m.out += d.toString()));

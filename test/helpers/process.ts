@@ -4,9 +4,13 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { corralArgv } from '../../src/cli/launch.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+/** Node arguments that run `corral <args>` the way `npm start` does (the snapshot when built). */
+export function corralCommand(...args: string[]): string[] {
+  return corralArgv(ROOT, args);
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -49,7 +53,7 @@ export async function startCorralProcess(cfg: string, dir = mkdtempSync(path.joi
   const port = await freePort();
   const file = path.join(dir, 'zoo.cfg');
   writeFileSync(file, `tickTime=2000\ndataDir=${dir}/data\nclientPort=${port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n${cfg}\n`);
-  const child = spawn(process.execPath, [CLI, 'start', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, corralCommand('start', file), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d.toString()));
   child.stderr!.on('data', (d) => (out += d.toString()));
