@@ -48,20 +48,25 @@ const ownUrl = {
   },
 };
 
-await esbuild.build({
-  entryPoints: [path.join(srcDir, 'cli', 'main.ts')],
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  outfile: bundle,
-  // Packages with native addons stay outside: src/ loads them through createRequire
-  // when first used. Everything else is in the bundle, because a snapshot's own
-  // require() only knows Node's built-in modules.
-  external: ['lmdb', '@trufflesuite/uws-js-unofficial'],
-  plugins: [ownUrl],
-  logLevel: 'warning',
-});
+try {
+  await esbuild.build({
+    entryPoints: [path.join(srcDir, 'cli', 'main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    outfile: bundle,
+    // Packages with native addons stay outside: src/ loads them through createRequire
+    // when first used. Everything else is in the bundle, because a snapshot's own
+    // require() only knows Node's built-in modules.
+    external: ['lmdb', '@trufflesuite/uws-js-unofficial'],
+    plugins: [ownUrl],
+    logLevel: 'warning',
+  });
+} catch (e) {
+  warn(`esbuild failed: ${e.message}`);
+  process.exit(0);
+}
 
 const r = spawnSync(process.execPath, ['--snapshot-blob', blob, '--build-snapshot', bundle], { cwd: root, encoding: 'utf8' });
 if (r.status !== 0) {
