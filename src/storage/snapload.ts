@@ -2,7 +2,7 @@
 // marker. Children sets, the ephemerals/containers/TTL indexes and dataSize are derived
 // here rather than stored, so a snapshot cannot disagree with itself about them.
 
-import { DataTree } from '../tree/datatree.js';
+import { DataTree, SYSTEM_PATHS } from '../tree/datatree.js';
 import { FormatError, StorageError } from './errors.js';
 import { checkBlock, Entry, readChunkHeader, type SnapshotInfo } from './snapformat.js';
 import type { SnapshotStore } from './snapshot.js';
@@ -28,7 +28,7 @@ export function loadSnapshot(
   chunks: Iterable<{ chunkNo: number; value: Buffer }> = store.chunks(info.id),
 ): DataTree {
   const bad = (what: string): StorageError => snapshotDamage(store, info.id, info.zxid, what);
-  const builtin = new Set(new DataTree().nodes.keys());
+  const builtin = new Set(SYSTEM_PATHS);
   const tree = DataTree.empty();
   const acls = new Map<number, number>();
   const crcBuf = Buffer.alloc(4);

@@ -6,7 +6,7 @@
 // Slot 0 is never used: 0 means "none" in the links, so growing needs no fill and the
 // pages of slots not used yet are never touched.
 
-import { growable, resized } from './growable.js';
+import { resized } from './growable.js';
 import { PathIndex } from './pathindex.js';
 import { ValueArena } from './values.js';
 
@@ -42,22 +42,22 @@ export class NodeColumns {
 
   constructor(capacity = 1024) {
     this.capacity = capacity;
-    this.czxid = growable(Float64Array, capacity);
-    this.mzxid = growable(Float64Array, capacity);
-    this.pzxid = growable(Float64Array, capacity);
-    this.ctime = growable(Float64Array, capacity);
-    this.mtime = growable(Float64Array, capacity);
-    this.version = growable(Int32Array, capacity);
-    this.cversion = growable(Int32Array, capacity);
-    this.aversion = growable(Int32Array, capacity);
-    this.acl = growable(Int32Array, capacity);
-    this.owned = growable(Uint8Array, capacity);
-    this.parent = growable(Int32Array, capacity);
-    this.firstChild = growable(Int32Array, capacity);
-    this.lastChild = growable(Int32Array, capacity);
-    this.next = growable(Int32Array, capacity);
-    this.prev = growable(Int32Array, capacity);
-    this.numChildren = growable(Int32Array, capacity);
+    this.czxid = new Float64Array(capacity);
+    this.mzxid = new Float64Array(capacity);
+    this.pzxid = new Float64Array(capacity);
+    this.ctime = new Float64Array(capacity);
+    this.mtime = new Float64Array(capacity);
+    this.version = new Int32Array(capacity);
+    this.cversion = new Int32Array(capacity);
+    this.aversion = new Int32Array(capacity);
+    this.acl = new Int32Array(capacity);
+    this.owned = new Uint8Array(capacity);
+    this.parent = new Int32Array(capacity);
+    this.firstChild = new Int32Array(capacity);
+    this.lastChild = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.numChildren = new Int32Array(capacity);
     this.values = new ValueArena(capacity);
     this.paths = new PathIndex(capacity);
   }

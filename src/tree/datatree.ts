@@ -28,6 +28,9 @@ export function isSessionOwner(owner: bigint): boolean {
   return owner !== 0n && owner !== CONTAINER_OWNER && !isTtlOwner(owner);
 }
 
+/** The znodes every tree starts with, parents first. */
+export const SYSTEM_PATHS: readonly string[] = ['/', '/zookeeper', '/zookeeper/quota', '/zookeeper/config'];
+
 /** Read-only Map-like view of the znodes by path, for code that walks the whole tree. */
 export class NodeView {
   constructor(private readonly tree: DataTree) {}
@@ -82,11 +85,12 @@ export class DataTree {
   private readonly acls: (readonly Acl[])[] = [];
   private readonly aclIds = new Map<string, number>();
 
-  constructor() {
+  /** systemNodes false: no znodes at all (see empty()). */
+  constructor(systemNodes = true) {
+    if (!systemNodes) return;
     const open = this.internAclId(OPEN_ACL_UNSAFE);
-    this.insert('/', -1, Buffer.alloc(0), open, 0, 0, 0, 0, 0, 0, 0, 0n, 0);
-    for (const path of ['/zookeeper', '/zookeeper/quota', '/zookeeper/config'])
-      this.insert(path, this.slotOf(parentOf(path)), Buffer.alloc(0), open, 0, 0, 0, 0, 0, 0, 0, 0n, 0);
+    for (const path of SYSTEM_PATHS)
+      this.insert(path, path === '/' ? -1 : this.slotOf(parentOf(path)), Buffer.alloc(0), open, 0, 0, 0, 0, 0, 0, 0, 0n, 0);
     // DataTree.addConfigNode: world READ only (ZOOKEEPER-2014), set with setACL(..., -1),
     // which leaves aversion at -1.
     const config = this.slotOf('/zookeeper/config');
@@ -96,9 +100,7 @@ export class DataTree {
 
   /** A tree with no znodes at all, for loading a snapshot into. */
   static empty(): DataTree {
-    const t = new DataTree();
-    for (const slot of [...t.slots()]) t.remove(t.pathOf(slot), slot);
-    return t;
+    return new DataTree(false);
   }
 
   /** The id of an interned copy of acl. */

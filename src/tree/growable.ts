@@ -5,10 +5,6 @@
 type Column = Int32Array | Float64Array | Uint8Array;
 type Ctor<T extends Column> = { new (length: number): T };
 
-export function growable<T extends Column>(C: Ctor<T>, capacity: number): T {
-  return new C(capacity);
-}
-
 /** A copy of a with room for capacity elements. */
 export function resized<T extends Column>(a: T, capacity: number): T {
   const b = new (a.constructor as Ctor<T>)(capacity);

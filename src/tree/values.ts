@@ -9,7 +9,7 @@
 // than half of it is live (so the copying is at most one byte per byte freed). Values
 // of 16 KiB or more get a segment of their own, which goes as soon as its value does.
 
-import { growable, resized } from './growable.js';
+import { resized } from './growable.js';
 
 const SEGMENT = 256 << 10;
 const OWN_SEGMENT = 16 << 10;
@@ -38,9 +38,9 @@ export class ValueArena {
   segmentBytes = 0;
 
   constructor(capacity: number) {
-    this.seg = growable(Int32Array, capacity);
-    this.off = growable(Int32Array, capacity);
-    this.len = growable(Int32Array, capacity);
+    this.seg = new Int32Array(capacity);
+    this.off = new Int32Array(capacity);
+    this.len = new Int32Array(capacity);
   }
 
   grow(capacity: number): void {

@@ -25,10 +25,6 @@ export class ZNode {
     return this.tree.aclAt(this.slot);
   }
 
-  set acl(acl: readonly Acl[]) {
-    this.tree.cols.acl[this.slot] = this.tree.internAclId(acl);
-  }
-
   get czxid(): number {
     return this.tree.cols.czxid[this.slot]!;
   }
@@ -64,10 +60,6 @@ export class ZNode {
 
   get aversion(): number {
     return this.tree.cols.aversion[this.slot]!;
-  }
-
-  set aversion(v: number) {
-    this.tree.cols.aversion[this.slot] = v;
   }
 
   get pzxid(): number {
