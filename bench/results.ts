@@ -235,7 +235,8 @@ export function knee(steps: StepResult[], sloMs: number): { rate: number | null;
   };
 }
 
-function stats(xs: number[]): { median: number; min: number; max: number; n: number } | null {
+/** Median, min, max and count of xs; null when empty. */
+export function stats(xs: number[]): { median: number; min: number; max: number; n: number } | null {
   if (xs.length === 0) return null;
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -15,7 +15,7 @@ import { OpCode } from '../src/protocol/constants.js';
 import { OPEN_ACL, RawClient } from '../src/client/raw.js';
 import { writeAclList } from '../src/protocol/records.js';
 import { corralArgv } from '../src/cli/launch.js';
-import { corralMainJs, corralRoot, freePort } from './target.js';
+import { corralMainJs, corralRoot, freePort, stopProcess } from './target.js';
 
 export interface StartTiming {
   /** spawn -> exists("/") answered in a fresh session. */
@@ -128,15 +128,6 @@ export async function timeSpawnToServing(
   }
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await gone;
-  clearTimeout(t);
-}
-
 /** One start of Corral on a fresh empty dataDir, as `npm start` runs it (src/cli/launch.ts). */
 export async function timeCorralStart(o: { forceSync: boolean; extraCfg?: string; pollMs: number }): Promise<StartTiming> {
   const main = corralMainJs();
@@ -155,7 +146,7 @@ export async function timeCorralStart(o: { forceSync: boolean; extraCfg?: string
     ].join('\n');
     writeFileSync(join(dir, 'zoo.cfg'), cfg + '\n');
     const { child, timing } = await timeSpawnToServing(process.execPath, corralArgv(corralRoot(), ['start', join(dir, 'zoo.cfg')]), { cwd: dir }, port, o.pollMs);
-    await stopChild(child);
+    await stopProcess(child, 30_000);
     return timing;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -211,7 +202,7 @@ export class ZkrefStarter {
     const { child, timing } = await timeSpawnToServing(this.argv[0]!, this.argv.slice(1), { cwd: this.dir }, this.port, pollMs);
     // stop.sh finds it here if the bench dies before stopping it.
     writeFileSync(join(this.dir, 'pids'), `${child.pid} zk1 ${this.port}\n`);
-    await stopChild(child);
+    await stopProcess(child, 30_000);
     writeFileSync(join(this.dir, 'pids'), '');
     return timing;
   }
@@ -226,13 +217,4 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ cod
     c.once('exit', (code) => resolve({ code, out }));
     c.once('error', (e) => resolve({ code: -1, out: e.message }));
   });
-}
-
-export function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
 }

@@ -306,6 +306,16 @@ function versionLine(srvr: string): string {
   return m ? m[1].trim() : srvr.split('\n')[0]?.trim() ?? '';
 }
 
+/** SIGTERM, then SIGKILL if it has not exited after graceMs; resolves once it has exited. */
+export async function stopProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await gone;
+  clearTimeout(t);
+}
+
 /** The project root whose dist/ the bench starts Corral from (see corralMainJs). */
 export function corralRoot(): string {
   return join(dirname(corralMainJs()), '..', '..', '..');
@@ -408,13 +418,7 @@ export async function startCorral(o: CorralChildOptions): Promise<Target> {
     return performance.now() - t0;
   };
   const stopChild = async (): Promise<void> => {
-    if (exited) return;
-    const c = child;
-    const gone = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill('SIGTERM');
-    const t = setTimeout(() => c.kill('SIGKILL'), 60_000);
-    await gone;
-    clearTimeout(t);
+    if (!exited) await stopProcess(child, 60_000);
   };
   const startMs = await spawnChild();
   const srvr = await fourLetter(address, 'srvr');

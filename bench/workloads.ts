@@ -11,10 +11,10 @@ import { errName, nowMs } from './loadgen/session.js';
 import type { Address, ConnectResult, KeySpace, OpMix, PhaseResult, PhaseSpec, StormResult, WatchArmResult, WatchCollectResult, WatchFireResult } from './loadgen/types.js';
 import type { Options, WorkloadName } from './options.js';
 import { fmtRate, type ProgressDisplay } from './progress.js';
-import { knee, mergeCounts, mergePhase, type Metric, round3, skippedStep, type StepResult, sumCounts, type WorkloadRun } from './results.js';
+import { knee, median, mergeCounts, mergePhase, type Metric, round3, skippedStep, stats, type StepResult, sumCounts, type WorkloadRun } from './results.js';
 import { failoverWorkload } from './failover.js';
 import { allProcessesCpu, cpuBetween, listenOverflows, mntr, type RestartInfo, sumSamples, systemCpu, type Target, targetPids, targetProcSample, targetProcSamples } from './target.js';
-import { quantile, type StartTiming, timeCorralStart, ZkrefStarter } from './startup.js';
+import { type StartTiming, timeCorralStart, ZkrefStarter } from './startup.js';
 
 export interface Ctx {
   opts: Options;
@@ -811,21 +811,21 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
       const serving = corral.map((x) => x.servingMs);
       run.extra = { corral, zookeeper: zk ? zookeeper : undefined, pollMs: o.startupPollMs, zookeeperCommand: zk?.commandLine };
       run.metrics = {
-        'spawn to serving, median': metric(quantile(serving, 0.5), 'ms', 'lower'),
+        'spawn to serving, median': metric(median(serving), 'ms', 'lower'),
         'spawn to serving, min': metric(Math.min(...serving), 'ms', 'lower'),
         'spawn to serving, max': metric(Math.max(...serving), 'ms', 'lower'),
-        'spawn to first write acked, median': metric(quantile(corral.map((x) => x.firstWriteMs), 0.5), 'ms', 'lower'),
-        'CPU to serving, median': metric(quantile(corral.map((x) => x.cpuMs), 0.5), 'ms', 'lower'),
+        'spawn to first write acked, median': metric(median(corral.map((x) => x.firstWriteMs)), 'ms', 'lower'),
+        'CPU to serving, median': metric(median(corral.map((x) => x.cpuMs)), 'ms', 'lower'),
       };
       if (zk) {
         const zs = zookeeper.map((x) => x.servingMs);
-        run.metrics['ZooKeeper spawn to serving, median'] = metric(quantile(zs, 0.5), 'ms', 'lower');
+        run.metrics['ZooKeeper spawn to serving, median'] = metric(median(zs), 'ms', 'lower');
         run.metrics['ZooKeeper spawn to serving, min'] = metric(Math.min(...zs), 'ms', 'lower');
         run.metrics['ZooKeeper spawn to serving, max'] = metric(Math.max(...zs), 'ms', 'lower');
-        run.metrics['ZooKeeper CPU to serving, median'] = metric(quantile(zookeeper.map((x) => x.cpuMs), 0.5), 'ms', 'lower');
+        run.metrics['ZooKeeper CPU to serving, median'] = metric(median(zookeeper.map((x) => x.cpuMs)), 'ms', 'lower');
         // Per pair, like --compare: each ratio is two starts made back to back.
         const ratios = serving.map((c, i) => c / zs[i]!);
-        run.metrics['Corral / ZooKeeper, paired median'] = metric(quantile(ratios, 0.5), 'x', 'lower');
+        run.metrics['Corral / ZooKeeper, paired median'] = metric(median(ratios), 'x', 'lower');
         run.metrics['Corral / ZooKeeper, paired min'] = metric(Math.min(...ratios), 'x', 'lower');
         run.metrics['Corral / ZooKeeper, paired max'] = metric(Math.max(...ratios), 'x', 'lower');
       }
@@ -834,7 +834,7 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
         ctx.progress.log(`${t.id} startup: ${summary('ZooKeeper', zookeeper)}`);
         const ratios = serving.map((c, i) => c / zookeeper[i]!.servingMs);
         ctx.progress.log(
-          `${t.id} startup: Corral / ZooKeeper per pair, median ${quantile(ratios, 0.5).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
+          `${t.id} startup: Corral / ZooKeeper per pair, median ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
         );
       }
     });
@@ -848,11 +848,11 @@ function startLine(x: StartTiming): string {
 
 function summary(name: string, xs: StartTiming[]): string {
   const f = (v: number) => v.toFixed(1);
-  const s = xs.map((x) => x.servingMs);
+  const s = stats(xs.map((x) => x.servingMs))!;
   return (
-    `${name} spawn to serving median ${f(quantile(s, 0.5))} ms [${f(Math.min(...s))}-${f(Math.max(...s))}], ` +
-    `quartiles ${f(quantile(s, 0.25))}-${f(quantile(s, 0.75))}, n=${s.length}; first write acked median ${f(quantile(xs.map((x) => x.firstWriteMs), 0.5))} ms; ` +
-    `CPU to serving median ${f(quantile(xs.map((x) => x.cpuMs), 0.5))} ms; waited for a CPU median ${f(quantile(xs.map((x) => x.runqueueMs), 0.5))} ms`
+    `${name} spawn to serving median ${f(s.median)} ms [${f(s.min)}-${f(s.max)}], n=${s.n}; ` +
+    `first write acked median ${f(median(xs.map((x) => x.firstWriteMs)))} ms; ` +
+    `CPU to serving median ${f(median(xs.map((x) => x.cpuMs)))} ms; waited for a CPU median ${f(median(xs.map((x) => x.runqueueMs)))} ms`
   );
 }
 

@@ -1,9 +1,6 @@
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import type { Acl, Id } from '../tree/types.js';
-
-// node:crypto is loaded on first use: it costs ~5 ms of every start, and most starts never hash.
-const crypto = (): typeof import('node:crypto') => createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+import { crypto } from '../crypto.js';
 
 // Authentication providers and ACL checks, as ZooKeeper's ProviderRegistry has them
 // by default: ip (every connection carries its address) and digest, plus world:anyone

@@ -2,11 +2,8 @@
 // the original (and replicas with each other): every znode in path order with its data,
 // full stat and ACL, then the session table in id order. lastZxid is not included.
 
-import { createRequire } from 'node:module';
 import type { DataTree } from '../tree/datatree.js';
-
-// node:crypto is loaded on first use: it costs ~5 ms of every start, and most starts never hash.
-const crypto = (): typeof import('node:crypto') => createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+import { crypto } from '../crypto.js';
 
 export function treeDigest(tree: DataTree): string {
   const h = crypto().createHash('sha256');
