@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { RootDatabase } from 'lmdb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CONTAINER_OWNER, Err, OpCode, Perms } from '../src/protocol/constants.js';
 import { apply, DataTree, parentOf } from '../src/tree/datatree.js';
@@ -9,6 +10,7 @@ import type { Acl, Txn, TxnOp } from '../src/tree/types.js';
 import { checkData } from '../src/storage/checkdata.js';
 import { crc32 } from '../src/storage/crc32.js';
 import { treeDigest } from '../src/storage/digest.js';
+import { writeJobsRunning } from '../src/storage/env.js';
 import { StorageError } from '../src/storage/errors.js';
 import { Storage, logEnvDir, snapEnvDir } from '../src/storage/storage.js';
 import { decodeRecord, encodeRecord, RecordError } from '../src/storage/txncodec.js';
@@ -322,6 +324,32 @@ describe('txn log', () => {
     expect(performance.now() - t0).toBeLessThan(500);
     expect(s.txnLog.stats.commits).toBe(1);
   });
+
+  it('closes only once lmdb-js has no write job running (closing under one killed the process)', async () => {
+    // lmdb-js resolves a commit while the pool thread that made it still has work to do
+    // on the environment; a close in that window freed it under the thread (SIGSEGV in
+    // CI, test/durability.test.ts). Close straight after the last append resolves, many
+    // times, and check each close waited for every job; the rounds where one was still
+    // running are the ones that used to crash now and then.
+    let caught = 0;
+    let rounds = 0;
+    for (; rounds < 400 && caught < 3; rounds++) {
+      const log = TxnLog.open(path.join(tempDir(), 'corral-log'), { forceSync: true });
+      const env = (log as unknown as { env: RootDatabase }).env;
+      const w = new Workload();
+      const appends: Promise<void>[] = [];
+      for (let i = 0; i < 16; i++) {
+        appends.push(log.append(w.random(8)));
+        await null; // the server's batches arrive over microtasks, each its own lmdb batch
+      }
+      await Promise.all(appends);
+      if (writeJobsRunning(env)! > 0) caught++;
+      await log.close();
+      expect(writeJobsRunning(env)).toBe(0);
+    }
+    console.log(`close after the last commit: ${rounds} rounds, ${caught} with an lmdb-js write job still running then`);
+    expect(caught).toBeGreaterThan(0);
+  }, 60_000);
 
   it('truncates after a zxid and continues from there', async () => {
     const { s } = await openStorage(tempDir());

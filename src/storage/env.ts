@@ -42,11 +42,90 @@ export function openEnv(dir: string, file: string, opts: EnvOptions): RootDataba
   const file_ = path.join(dir, file);
   // A reader (check-data) leaves sync options alone: lmdb shares one environment per
   // file within a process and refuses to reopen a running server's with other flags.
-  if (opts.readOnly) return open({ path: file_, maxDbs: 4, readOnly: true });
+  if (opts.readOnly) return trackWriteJobs(open({ path: file_, maxDbs: 4, readOnly: true }));
   fs.mkdirSync(dir, { recursive: true });
   // eventTurnBatching off: every write here is in an explicit batch() (or needs no
   // atomicity with others), and with it on lmdb-js drops the promise of each event
   // turn's batch start, so a failed commit (a full disk) became an unhandled rejection
   // that killed the process instead of being reported through our own batch.
-  return open({ path: file_, maxDbs: 4, overlappingSync: !opts.durable, eventTurnBatching: false });
+  return trackWriteJobs(open({ path: file_, maxDbs: 4, overlappingSync: !opts.durable, eventTurnBatching: false }));
+}
+
+// Closing an environment safely. lmdb-js runs each write job on a libuv pool thread and
+// resolves a commit's promise as soon as the job has flagged it committed; the job
+// then still touches the environment (it tells lmdb's 'committed' listeners). So a
+// commit can be seen resolved, by the poll another job's end triggers, while the thread
+// that made it is still at work; closing then frees what that thread is about to read,
+// and the process dies with SIGSEGV (seen in CI: one in a few hundred in-process
+// server stops under pipelined load). Hence: count the jobs, and close only once each
+// has reported its end on the main thread.
+
+/** lmdb-js's native environment, as far as the job count needs it. */
+interface NativeEnv {
+  startWriting(address: number, report: (status: number) => unknown): unknown;
+}
+
+interface WriteJobs {
+  running: number;
+  idle: (() => void)[];
+}
+
+const writeJobs = new WeakMap<RootDatabase, WriteJobs>();
+
+function trackWriteJobs(root: RootDatabase): RootDatabase {
+  const env = (root as unknown as { env?: NativeEnv }).env;
+  const start = env?.startWriting;
+  if (env === undefined || typeof start !== 'function') return root; // another lmdb-js: closeEnv waits a grace period
+  const jobs: WriteJobs = { running: 0, idle: [] };
+  writeJobs.set(root, jobs);
+  const ended = (): void => {
+    if (--jobs.running === 0) for (const wake of jobs.idle.splice(0)) wake();
+  };
+  // The native method is read-only on the prototype: shadow it on this instance.
+  const startWriting: NativeEnv['startWriting'] = function (this: NativeEnv, address, report) {
+    let over = false;
+    jobs.running++;
+    try {
+      return start.call(this, address, (status: number) => {
+        // 1 and 2 are reports from inside the job (a txn visible, txn callbacks due);
+        // any other status is its end: 0, or the LMDB error it failed with.
+        if (!over && status !== 1 && status !== 2) {
+          over = true;
+          ended();
+        }
+        return report(status);
+      });
+    } catch (e) {
+      over = true;
+      ended();
+      throw e;
+    }
+  };
+  Object.defineProperty(env, 'startWriting', { value: startWriting });
+  return root;
+}
+
+/** lmdb-js write jobs started on this environment that have not yet reported their end. */
+export function writeJobsRunning(root: RootDatabase): number | undefined {
+  return writeJobs.get(root)?.running;
+}
+
+/**
+ * Closes an environment once no lmdb-js write job is still running on it. The caller
+ * has stopped writing and awaited its last write. A job that never reports its end (it
+ * failed with errno 1 or 2, which read as progress) is waited for at most `capMs`.
+ */
+export async function closeEnv(root: RootDatabase, capMs = 2000): Promise<void> {
+  const jobs = writeJobs.get(root);
+  if (jobs === undefined) {
+    await new Promise((r) => setTimeout(r, 20));
+  } else if (jobs.running > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => jobs.idle.push(r)),
+      new Promise<void>((r) => (timer = setTimeout(r, capMs))),
+    ]);
+    clearTimeout(timer);
+  }
+  await root.close();
 }

@@ -12,7 +12,7 @@ import type { Database, Key, RootDatabase } from 'lmdb';
 import type { DataTree } from '../tree/datatree.js';
 import type { Acl } from '../tree/types.js';
 import { crc32 } from './crc32.js';
-import { openEnv, SNAP_FILE } from './env.js';
+import { closeEnv, openEnv, SNAP_FILE } from './env.js';
 import { checkBlock, ChunkBuilder, decodeMarker, encodeMarker, Entry, type SnapshotInfo } from './snapformat.js';
 
 export interface SnapshotOptions {
@@ -276,6 +276,6 @@ export class SnapshotStore {
 
   async close(): Promise<void> {
     await this.current?.catch(() => undefined);
-    await this.env.close();
+    await closeEnv(this.env);
   }
 }

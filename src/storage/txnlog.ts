@@ -12,7 +12,7 @@
 
 import type { Database, RootDatabase } from 'lmdb';
 import type { Txn } from '../tree/types.js';
-import { LOG_FILE, openEnv } from './env.js';
+import { closeEnv, LOG_FILE, openEnv } from './env.js';
 import { StorageError } from './errors.js';
 import { decodeRecord, encodeTxn, RecordError, sealRecord } from './txncodec.js';
 import { follows, zxidHex } from './zxid.js';
@@ -349,6 +349,6 @@ export class TxnLog {
     if (this.closed) return;
     this.closed = true;
     await this.idle();
-    await this.env.close();
+    await closeEnv(this.env);
   }
 }
