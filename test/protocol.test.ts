@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../src/client/raw.js';
 import { digestOf } from '../src/acl/auth.js';
+import { getI32, getI64, getNum, getU32, putI32, putI64, putNum } from '../src/protocol/bytes.js';
 import { CONTAINER_OWNER, Err, OpCode, Perms, Xid } from '../src/protocol/constants.js';
 import { readAclList, readStat } from '../src/protocol/records.js';
 import { sessionPassword } from '../src/session/password.js';
@@ -45,6 +46,40 @@ afterAll(async () => {
 });
 
 const USER_ACL = (user: string, perms: number = Perms.ALL): Acl[] => [{ perms, scheme: 'digest', id: digestOf(user) }];
+
+describe('big-endian integers (the codecs write bytes directly, not through Buffer methods)', () => {
+  it('agree with Buffer\'s own readers and writers, edge values and random ones', () => {
+    const b = Buffer.alloc(24);
+    let seed = 7;
+    const next = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0), seed);
+    const ints = [0, 1, -1, 0x7fffffff, -0x80000000, 0x12345678, -0x12345678];
+    const longs = [0n, 1n, -1n, 2n ** 63n - 1n, -(2n ** 63n), 0x0123456789abcdefn, -0x0123456789abcdefn];
+    const nums = [0, 1, -1, 2 ** 32, 2 ** 32 - 1, -(2 ** 32), 2 ** 53 - 1, -(2 ** 53 - 1), 0x100000002, 1_763_000_000_000];
+    for (let i = 0; i < 2000; i++) {
+      ints.push(next() | 0);
+      longs.push(BigInt.asIntN(64, (BigInt(next()) << 32n) | BigInt(next())));
+      nums.push((next() % 2 ? 1 : -1) * (next() * 2 ** 21 + (next() >>> 11)));
+    }
+    for (const v of ints) {
+      putI32(b, 3, v);
+      expect(b.readInt32BE(3)).toBe(v);
+      expect(getI32(b, 3)).toBe(v);
+      expect(getU32(b, 3)).toBe(v >>> 0);
+    }
+    for (const v of longs) {
+      putI64(b, 5, v);
+      expect(b.readBigInt64BE(5)).toBe(v);
+      expect(getI64(b, 5)).toBe(v);
+    }
+    putI64(b, 0, 2n ** 63n); // wraps, like BigInt.asIntN(64)
+    expect(b.readBigInt64BE(0)).toBe(-(2n ** 63n));
+    for (const v of nums) {
+      putNum(b, 9, v);
+      expect(b.readBigInt64BE(9)).toBe(BigInt(v));
+      expect(getNum(b, 9)).toBe(v);
+    }
+  });
+});
 
 describe('handshake', () => {
   it('answers a 44-byte ConnectRequest with 36 bytes and a 45-byte one with 37', async () => {

@@ -3,6 +3,8 @@
 // Longs are carried as bigint only where a caller needs 64 bits exactly (zxids,
 // session ids); everything is decoded straight from the frame without copying.
 
+import { getI32, getI64, getNum, putI32, putI64, putNum } from './bytes.js';
+
 export class JuteError extends Error {}
 
 export class JuteReader {
@@ -22,14 +24,14 @@ export class JuteReader {
 
   int(): number {
     this.need(4);
-    const v = this.buf.readInt32BE(this.pos);
+    const v = getI32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
 
   long(): bigint {
     this.need(8);
-    const v = this.buf.readBigInt64BE(this.pos);
+    const v = getI64(this.buf, this.pos);
     this.pos += 8;
     return v;
   }
@@ -37,10 +39,9 @@ export class JuteReader {
   /** A long known to fit in a double (zxids, times): avoids bigint on the hot path. */
   longNum(): number {
     this.need(8);
-    const hi = this.buf.readInt32BE(this.pos);
-    const lo = this.buf.readUInt32BE(this.pos + 4);
+    const v = getNum(this.buf, this.pos);
     this.pos += 8;
-    return hi * 4294967296 + lo;
+    return v;
   }
 
   bool(): boolean {
@@ -128,18 +129,14 @@ export class JuteWriter {
 
   int(v: number): this {
     this.ensure(4);
-    this.buf.writeInt32BE(v | 0, this.pos);
+    putI32(this.buf, this.pos, v);
     this.pos += 4;
     return this;
   }
 
   long(v: bigint): this {
     this.ensure(8);
-    // Zero (a persistent znode's owner, a fresh session) is the common case: skip bigint work.
-    if (v === 0n) {
-      this.buf.writeInt32BE(0, this.pos);
-      this.buf.writeInt32BE(0, this.pos + 4);
-    } else this.buf.writeBigInt64BE(BigInt.asIntN(64, v), this.pos);
+    putI64(this.buf, this.pos, v);
     this.pos += 8;
     return this;
   }
@@ -147,9 +144,7 @@ export class JuteWriter {
   /** A long held as a double (zxids, times); exact up to 2^53. */
   longNum(v: number): this {
     this.ensure(8);
-    const hi = Math.floor(v / 4294967296);
-    this.buf.writeInt32BE(hi | 0, this.pos);
-    this.buf.writeUInt32BE((v - hi * 4294967296) >>> 0, this.pos + 4);
+    putNum(this.buf, this.pos, v);
     this.pos += 8;
     return this;
   }
@@ -194,7 +189,7 @@ export class JuteWriter {
   }
 
   endFrame(at: number): void {
-    this.buf.writeInt32BE(this.pos - at - 4, at);
+    putI32(this.buf, at, this.pos - at - 4);
   }
 
   /** Gives away what was written without copying; the writer continues in a new buffer. */

@@ -1,4 +1,5 @@
 import { normaliseIp } from '../acl/auth.js';
+import { getI32 } from '../protocol/bytes.js';
 import { FOUR_LETTER_WORDS, OpCode, Xid } from '../protocol/constants.js';
 import { JuteError, JuteReader, JuteWriter } from '../protocol/jute.js';
 import type { Id, WatchEvent } from '../tree/types.js';
@@ -148,7 +149,7 @@ export class Connection implements Watcher {
         }
       }
       while (pos + 4 <= buf.length && (this.state as ConnState) !== 'closed') {
-        const len = buf.readInt32BE(pos);
+        const len = getI32(buf, pos);
         if (len < 0 || len > this.host.maxFrame) {
           this.fail(`frame length ${len} out of range (jute.maxbuffer=${this.host.maxFrame})`);
           return;

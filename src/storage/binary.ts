@@ -3,10 +3,9 @@
 // 32-bit low word, so no bigint is made for them; session ids and ephemeral owners are
 // full signed 64-bit values and stay bigint.
 
+import { getI32, getI64, getNum, getU32, putI32, putI64, putNum } from '../protocol/bytes.js';
 import type { Acl } from '../tree/types.js';
 import { FormatError } from './errors.js';
-
-const TWO32 = 4294967296;
 
 /** Length marking a null byte string (a znode created without data). */
 const NULL_LEN = 0xffffffff;
@@ -39,13 +38,13 @@ export class ByteWriter {
 
   u32(v: number): void {
     this.ensure(4);
-    this.buf.writeUInt32BE(v, this.pos);
+    putI32(this.buf, this.pos, v);
     this.pos += 4;
   }
 
   i32(v: number): void {
     this.ensure(4);
-    this.buf.writeInt32BE(v, this.pos);
+    putI32(this.buf, this.pos, v);
     this.pos += 4;
   }
 
@@ -53,18 +52,13 @@ export class ByteWriter {
   num(v: number): void {
     if (!Number.isSafeInteger(v)) throw new RangeError(`not a safe integer: ${v}`);
     this.ensure(8);
-    const hi = Math.floor(v / TWO32);
-    this.buf.writeInt32BE(hi, this.pos);
-    this.buf.writeUInt32BE(v - hi * TWO32, this.pos + 4);
+    putNum(this.buf, this.pos, v);
     this.pos += 8;
   }
 
   i64(v: bigint): void {
     this.ensure(8);
-    if (v === 0n) {
-      this.buf.writeInt32BE(0, this.pos);
-      this.buf.writeInt32BE(0, this.pos + 4);
-    } else this.buf.writeBigInt64BE(v, this.pos);
+    putI64(this.buf, this.pos, v);
     this.pos += 8;
   }
 
@@ -128,28 +122,28 @@ export class ByteReader {
 
   u32(): number {
     this.need(4);
-    const v = this.buf.readUInt32BE(this.pos);
+    const v = getU32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
 
   i32(): number {
     this.need(4);
-    const v = this.buf.readInt32BE(this.pos);
+    const v = getI32(this.buf, this.pos);
     this.pos += 4;
     return v;
   }
 
   num(): number {
     this.need(8);
-    const v = this.buf.readInt32BE(this.pos) * TWO32 + this.buf.readUInt32BE(this.pos + 4);
+    const v = getNum(this.buf, this.pos);
     this.pos += 8;
     return v;
   }
 
   i64(): bigint {
     this.need(8);
-    const v = this.buf.readBigInt64BE(this.pos);
+    const v = getI64(this.buf, this.pos);
     this.pos += 8;
     return v;
   }

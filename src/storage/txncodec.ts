@@ -14,6 +14,7 @@
 // Every future version keeps bytes 0..4 as they are, so a reader can tell damage
 // (checksum fails) from a newer format (checksum holds, version unknown).
 
+import { putI32, putNum } from '../protocol/bytes.js';
 import type { Txn, TxnOp } from '../tree/types.js';
 import { ByteReader, ByteWriter } from './binary.js';
 import { crc32 } from './crc32.js';
@@ -75,11 +76,9 @@ export function encodeTxn(txn: Txn): Buffer {
 
 /** Fills in the batch fields and the checksum (in place). */
 export function sealRecord(rec: Buffer, batchFirst: number, batchSize: number): Buffer {
-  const hi = Math.floor(batchFirst / 4294967296);
-  rec.writeInt32BE(hi, BATCH_FIRST_OFF);
-  rec.writeUInt32BE(batchFirst - hi * 4294967296, BATCH_FIRST_OFF + 4);
-  rec.writeUInt32BE(batchSize, BATCH_SIZE_OFF);
-  rec.writeUInt32BE(recordCrc(rec), 1);
+  putNum(rec, BATCH_FIRST_OFF, batchFirst);
+  putI32(rec, BATCH_SIZE_OFF, batchSize);
+  putI32(rec, 1, recordCrc(rec));
   return rec;
 }
 
