@@ -56,9 +56,9 @@ export function openEnv(dir: string, file: string, opts: EnvOptions): RootDataba
 // then still touches the environment (it tells lmdb's 'committed' listeners). So a
 // commit can be seen resolved, by the poll another job's end triggers, while the thread
 // that made it is still at work; closing then frees what that thread is about to read,
-// and the process dies with SIGSEGV (seen in CI: one in a few hundred in-process
-// server stops under pipelined load). Hence: count the jobs, and close only once each
-// has reported its end on the main thread.
+// and the process dies with SIGSEGV (seen in CI; about one in two hundred in-process
+// server stops under pipelined load here). Hence: count the jobs, and close only once
+// each has reported its end on the main thread. lmdb 3.5.6, the newest, still has it.
 
 /** lmdb-js's native environment, as far as the job count needs it. */
 interface NativeEnv {
