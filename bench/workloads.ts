@@ -817,14 +817,14 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
         'spawn to first write acked, median': metric(median(corral.map((x) => x.firstWriteMs)), 'ms', 'lower'),
         'CPU to serving, median': metric(median(corral.map((x) => x.cpuMs)), 'ms', 'lower'),
       };
+      // Per pair, like --compare: each ratio is two starts made back to back.
+      const ratios = zk ? serving.map((c, i) => c / zookeeper[i]!.servingMs) : [];
       if (zk) {
         const zs = zookeeper.map((x) => x.servingMs);
         run.metrics['ZooKeeper spawn to serving, median'] = metric(median(zs), 'ms', 'lower');
         run.metrics['ZooKeeper spawn to serving, min'] = metric(Math.min(...zs), 'ms', 'lower');
         run.metrics['ZooKeeper spawn to serving, max'] = metric(Math.max(...zs), 'ms', 'lower');
         run.metrics['ZooKeeper CPU to serving, median'] = metric(median(zookeeper.map((x) => x.cpuMs)), 'ms', 'lower');
-        // Per pair, like --compare: each ratio is two starts made back to back.
-        const ratios = serving.map((c, i) => c / zs[i]!);
         run.metrics['Corral / ZooKeeper, paired median'] = metric(median(ratios), 'x', 'lower');
         run.metrics['Corral / ZooKeeper, paired min'] = metric(Math.min(...ratios), 'x', 'lower');
         run.metrics['Corral / ZooKeeper, paired max'] = metric(Math.max(...ratios), 'x', 'lower');
@@ -832,7 +832,6 @@ async function startupWorkload(ctx: Ctx, targets: Target[], round: number): Prom
       ctx.progress.log(`${t.id} startup: ${summary('Corral', corral)}`);
       if (zk) {
         ctx.progress.log(`${t.id} startup: ${summary('ZooKeeper', zookeeper)}`);
-        const ratios = serving.map((c, i) => c / zookeeper[i]!.servingMs);
         ctx.progress.log(
           `${t.id} startup: Corral / ZooKeeper per pair, median ${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
         );

@@ -1,11 +1,5 @@
-// node:crypto, loaded on first use: it costs ~5 ms of every start, and most starts never
-// hash (digest auth, tree digests). createRequire works on every Node 20, where
-// process.getBuiltinModule needs 20.16.
+// node:crypto, loaded on first use: most starts never hash (digest auth, tree digests).
 
-import { createRequire } from 'node:module';
+import { lazyRequire } from './lazy-require.js';
 
-let loaded: typeof import('node:crypto') | undefined;
-
-export function crypto(): typeof import('node:crypto') {
-  return (loaded ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto'));
-}
+export const crypto = lazyRequire<typeof import('node:crypto')>('node:crypto');

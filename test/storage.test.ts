@@ -343,7 +343,7 @@ describe('txn log', () => {
         await null; // the server's batches arrive over microtasks, each its own lmdb batch
       }
       await Promise.all(appends);
-      if (writeJobsRunning(env)! > 0) caught++;
+      if (writeJobsRunning(env) > 0) caught++;
       await log.close();
       expect(writeJobsRunning(env)).toBe(0);
     }

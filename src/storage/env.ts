@@ -4,19 +4,17 @@
 //   <dataDir>/corral-snap/snap.mdb       named dbs "snapchunk", "snapmark"
 
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { RootDatabase } from 'lmdb';
+import { lazyRequire } from '../lazy-require.js';
 
 // lmdb ships a CommonJS bundle beside its ES modules. Loading it takes 21-38 ms here
 // against 35-52 ms for the ES module graph, and it is on every server's start-up path
 // (issue #5's start-to-serving target). Same code, same native binary. It is loaded on
 // first use, not when this module is: a start-up snapshot cannot hold a native addon.
-let lmdb: typeof import('lmdb') | undefined;
-export const open: typeof import('lmdb').open = ((...args: Parameters<typeof import('lmdb').open>) => {
-  lmdb ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb');
-  return lmdb.open(...args);
-}) as typeof import('lmdb').open;
+const lmdb = lazyRequire<typeof import('lmdb')>('lmdb');
+export const open: typeof import('lmdb').open = ((...args: Parameters<typeof import('lmdb').open>) =>
+  lmdb().open(...args)) as typeof import('lmdb').open;
 
 export const LOG_SUBDIR = 'corral-log';
 export const SNAP_SUBDIR = 'corral-snap';
@@ -75,7 +73,8 @@ const writeJobs = new WeakMap<RootDatabase, WriteJobs>();
 function trackWriteJobs(root: RootDatabase): RootDatabase {
   const env = (root as unknown as { env?: NativeEnv }).env;
   const start = env?.startWriting;
-  if (env === undefined || typeof start !== 'function') return root; // another lmdb-js: closeEnv waits a grace period
+  // lmdb is pinned to one version; one that moved this would fail here, at open, not at a close.
+  if (env === undefined || typeof start !== 'function') throw new Error('lmdb-js has no env.startWriting to count write jobs with');
   const jobs: WriteJobs = { running: 0, idle: [] };
   writeJobs.set(root, jobs);
   const ended = (): void => {
@@ -106,8 +105,8 @@ function trackWriteJobs(root: RootDatabase): RootDatabase {
 }
 
 /** lmdb-js write jobs started on this environment that have not yet reported their end. */
-export function writeJobsRunning(root: RootDatabase): number | undefined {
-  return writeJobs.get(root)?.running;
+export function writeJobsRunning(root: RootDatabase): number {
+  return writeJobs.get(root)!.running;
 }
 
 /**
@@ -116,10 +115,8 @@ export function writeJobsRunning(root: RootDatabase): number | undefined {
  * failed with errno 1 or 2, which read as progress) is waited for at most `capMs`.
  */
 export async function closeEnv(root: RootDatabase, capMs = 2000): Promise<void> {
-  const jobs = writeJobs.get(root);
-  if (jobs === undefined) {
-    await new Promise((r) => setTimeout(r, 20));
-  } else if (jobs.running > 0) {
+  const jobs = writeJobs.get(root)!;
+  if (jobs.running > 0) {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       new Promise<void>((r) => jobs.idle.push(r)),

@@ -233,13 +233,20 @@ export class TxnLog {
    */
   private cutAfterFailure(): void {
     this.cut = true;
-    const keys: number[] = [];
+    let keys: number[];
     try {
-      for (const k of this.db.getKeys({ start: this.last })) if (k > this.last) keys.push(k);
+      keys = this.keysAfter(this.last);
     } catch {
       return;
     }
     if (keys.length > 0) this.removeKeys(keys).catch(() => undefined);
+  }
+
+  /** The stored zxids after zxid, in order. */
+  private keysAfter(zxid: number): number[] {
+    const keys: number[] = [];
+    for (const k of this.db.getKeys({ start: zxid })) if (k > zxid) keys.push(k);
+    return keys;
   }
 
   private failedError(): StorageError {
@@ -291,8 +298,7 @@ export class TxnLog {
     await this.idle();
     this.held = true; // holds appends back until the log is cut
     try {
-      const keys: number[] = [];
-      for (const k of this.db.getKeys({ start: zxid })) if (k > zxid) keys.push(k);
+      const keys = this.keysAfter(zxid);
       await this.removeKeys(keys);
       this.last = this.lastKey() ?? 0;
       this.lastAccepted = Math.max(this.last, Math.min(this.lastAccepted, zxid));
