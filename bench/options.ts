@@ -41,6 +41,8 @@ export interface Options {
   rounds: number;
   /** The Corral the bench starts: one standalone server, or a 3-member ensemble (sessions spread round-robin). */
   topology: Topology;
+  /** Observers beside the started ensemble's voters (--topology ensemble3); sessions spread over them too. */
+  observers: number;
   forceSync: boolean;
   /** Extra zoo.cfg lines for the Corral the bench starts (e.g. serverThreads=2). */
   corralCfg: string[];
@@ -91,6 +93,8 @@ Targets (default: start Corral as a child process with a temp dataDir, then stop
                                    3-member ensemble on loopback (leader + 2 followers, forceSync
                                    as below); the load generator spreads sessions round-robin
                                    over the members, as over the addresses of --target/--compare
+  --observers N                    with --topology ensemble3: N observers beside the 3 voters
+                                   (peerType=observer); sessions spread over all 3+N members
   --force-sync yes|no              the started Corral's forceSync (default yes)
   --corral-cfg key=value           an extra zoo.cfg line for the started Corral (repeatable),
                                    e.g. --corral-cfg serverThreads=2
@@ -189,6 +193,7 @@ export function parseArgs(argv: string[]): Options {
     rates: { rel: quick ? [0.25, 0.5, 0.8, 1.0] : [0.1, 0.25, 0.5, 0.7, 0.85, 1.0] },
     rounds: 0,
     topology: 'standalone',
+    observers: 0,
     forceSync: true,
     corralCfg: [],
     micro: false,
@@ -290,6 +295,9 @@ export function parseArgs(argv: string[]): Options {
         o.topology = v as Topology;
         break;
       }
+      case '--observers':
+        o.observers = int(flag, val(), 0);
+        break;
       case '--failover-sizes': {
         const list = (val() ?? '').split(',').map((x) => x.trim()).filter(Boolean);
         if (list.length === 0) throw new Error('--failover-sizes needs a list, e.g. 3,5');
@@ -379,6 +387,7 @@ export function parseArgs(argv: string[]): Options {
   if (o.target !== undefined && o.compare !== undefined) throw new Error('--target and --compare exclude each other');
   if (o.target !== undefined && o.topology !== 'standalone')
     throw new Error('--topology is the shape of the Corral the bench starts; with --target it starts none (use --compare, or list every member in --target)');
+  if (o.observers > 0 && o.topology !== 'ensemble3') throw new Error('--observers adds observers to the ensemble the bench starts: give --topology ensemble3');
   if (o.transport === 'ws' && (o.target !== undefined || o.compare !== undefined) && o.wsPort === undefined)
     throw new Error('--transport ws with --target/--compare needs --ws-port (the server\'s WebSocket port)');
   if (o.rounds === 0) o.rounds = o.compare !== undefined ? 3 : 1;

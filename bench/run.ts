@@ -122,8 +122,9 @@ async function load(o: Options): Promise<void> {
       }
       const what = `forceSync=${o.forceSync ? 'yes' : 'no'}${o.transport === 'ws' ? ', wsPort' : ''}${cfg.map((l) => `, ${l}`).join('')}`;
       if (o.topology === 'ensemble3') {
-        progress.log(`starting a Corral ensemble of 3 (${what})`);
-        const c = await startCorralEnsemble({ size: 3, forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
+        const obs = o.observers > 0 ? ` + ${o.observers} observer${o.observers > 1 ? 's' : ''}` : '';
+        progress.log(`starting a Corral ensemble of 3${obs} (${what})`);
+        const c = await startCorralEnsemble({ size: 3, observers: o.observers, forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
         targets.push(c);
         const modes = await c.modes();
         progress.log(
@@ -147,7 +148,7 @@ async function load(o: Options): Promise<void> {
       if (t.addresses.length > 1 && t.pid !== undefined)
         notes.push(
           `${t.label}: server CPU and memory are those of the process listening on the first address only (pid ${t.pid})` +
-            (targets.some((x) => x.kind === 'corral-ensemble') ? '; Corral\'s are summed over its 3 members, so the CPU-per-op and RSS figures of the two are not comparable' : ''),
+            (targets.some((x) => x.kind === 'corral-ensemble') ? `; Corral's are summed over its ${3 + o.observers} members, so the CPU-per-op and RSS figures of the two are not comparable` : ''),
         );
     }
     if (o.transport === 'ws') progress.log('load generator transport: WebSocket (protobuf corral.v1)');

@@ -16,7 +16,8 @@ import { knee, mergePhase, type StepResult, summarise } from '../bench/results.j
 import { type Ctx, parseSnapshotLine, runWorkload } from '../bench/workloads.js';
 import { DEFAULT_WORKLOADS, parseArgs } from '../bench/options.js';
 import { ProgressDisplay } from '../bench/progress.js';
-import { freePort, type Target } from '../bench/target.js';
+import { fourLetter, freePort, startCorralEnsemble, type Target } from '../bench/target.js';
+import { connect } from '../src/client/index.js';
 import { type StartTiming, zkrefHome } from '../bench/startup.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -215,6 +216,11 @@ describe('bench arithmetic and reports', () => {
     expect(o.failoverRate).toBe(400);
     expect(parseArgs(['--topology', 'ensemble3', '--compare', '127.0.0.1:1,127.0.0.1:2']).compare).toBe('127.0.0.1:1,127.0.0.1:2');
     expect(() => parseArgs(['--topology', 'ensemble5'])).toThrow(/--topology/);
+    expect(d.observers).toBe(0);
+    expect(parseArgs(['--topology', 'ensemble3', '--observers', '2']).observers).toBe(2);
+    expect(parseArgs(['--topology=ensemble3', '--observers=0']).observers).toBe(0);
+    expect(() => parseArgs(['--observers', '1'])).toThrow(/--topology ensemble3/);
+    expect(() => parseArgs(['--topology', 'ensemble3', '--observers', '-1'])).toThrow(/--observers/);
     expect(() => parseArgs(['--topology', 'ensemble3', '--target', '127.0.0.1:2181'])).toThrow(/--topology/);
     expect(() => parseArgs(['--failover-sizes', '2'])).toThrow(/--failover-sizes/);
     expect(() => parseArgs(['--failover-sizes', ''])).toThrow(/--failover-sizes/);
@@ -295,6 +301,52 @@ describe('bench arithmetic and reports', () => {
     expect(html).toContain('<svg');
     expect(html).not.toMatch(/<script src|<link /);
   });
+});
+
+describe('bench ensemble topology with observers (--topology ensemble3 --observers 1)', () => {
+  it('starts 3 voters and an observer, spreads sessions over all four, and answers every request', async () => {
+    const ens = await startCorralEnsemble({ size: 3, observers: 1, forceSync: false });
+    const elg = LoadGen.start(1, { inline: true });
+    try {
+      expect(ens.label).toBe('Corral ensemble of 3 + 1 observer');
+      expect(ens.addresses).toHaveLength(4);
+      const modes = await ens.modes();
+      expect(modes.get(4)).toBe('observer');
+      expect([1, 2, 3].map((id) => modes.get(id)).sort()).toEqual(['follower', 'follower', 'leader']);
+      const leader = [1, 2, 3].find((id) => modes.get(id) === 'leader')!;
+      expect(await fourLetter(ens.address(leader), 'mntr')).toMatch(/^zk_synced_observers\t1$/m);
+
+      const admin = await connect(`127.0.0.1:${ens.address(leader).port}`);
+      await admin.create('/bench');
+      const [r] = await elg.all<ConnectResult>('connect', () => ({ targets: ens.addresses, count: 8, baseIndex: 0, sessionTimeoutMs: 30_000, connectTimeoutMs: 5000 }));
+      expect(r.connected).toBe(8);
+      expect(r.errors).toEqual({});
+      // Round-robin: two of the eight sessions are the observer's (plus mntr's own connection).
+      expect(await fourLetter(ens.address(4), 'mntr')).toMatch(/^zk_num_alive_connections\t3$/m);
+      const run = async (p: Partial<PhaseSpec>, label: string) => {
+        const s = spec(p);
+        return mergePhase(label, s.mode, await elg.all<PhaseResult>('phase', () => s), { sessions: 8, depth: s.depth, durationS: s.durationMs / 1000 });
+      };
+      const setup = await run({ mode: 'sequence', sequence: { op: 'create', from: 0, to: KEYS.count, tolerate: [] } }, 'setup');
+      expect(setup.errors).toBe(0);
+      const mix = await run({ mode: 'closed', durationMs: 500, mix: { get: 0.5, set: 0.5 }, depth: 4 }, 'mix');
+      expect(mix.errors).toBe(0);
+      expect(mix.replies).toBe(mix.requests);
+      expect(mix.perOp.setData.count).toBeGreaterThan(0);
+      expect(mix.perOp.getData.count).toBeGreaterThan(0);
+
+      // A write through the observer is the ensemble's: the leader's sessions read it.
+      const viaObserver = await connect(`127.0.0.1:${ens.address(4).port}`);
+      await viaObserver.create('/bench/through-observer', 'o');
+      await admin.sync('/bench/through-observer');
+      expect(Buffer.from((await admin.getData('/bench/through-observer')).data).toString()).toBe('o');
+      await viaObserver.close();
+      await admin.close();
+    } finally {
+      await elg.close();
+      await ens.stop();
+    }
+  }, 60_000);
 });
 
 describe('bench failover workload', () => {
