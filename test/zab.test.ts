@@ -66,6 +66,8 @@ class Cluster {
   readonly slowDisk = new Set<PeerId>();
   /** Peers cut off (messages to and from them are dropped). */
   readonly down = new Set<PeerId>();
+  /** One-way links that drop what is sent over them, as `from>to`. */
+  readonly cut = new Set<string>();
 
   constructor(voters: PeerId[], observers: PeerId[] = []) {
     for (const id of [...voters, ...observers]) {
@@ -112,7 +114,7 @@ class Cluster {
     for (let n = 0; this.queue.length > 0; n++) {
       if (n > max) throw new Error('network never settles');
       const { from, env } = this.queue.shift()!;
-      if (this.down.has(from) || this.down.has(env.to)) continue;
+      if (this.down.has(from) || this.down.has(env.to) || this.cut.has(`${from}>${env.to}`)) continue;
       this.peer(env.to).step({ type: 'message', msg: env.msg });
       this.drain(env.to);
     }
@@ -244,6 +246,30 @@ describe('zab: a clean 3-node ensemble', () => {
     // And the leader steps down after syncLimit ticks without a quorum.
     c.tick(8);
     expect(c.peer(3).role).toBe('looking');
+  });
+
+  it('the voter a quorum chose leads once it hears they follow it, though their votes to it were lost', () => {
+    const c = new Cluster([1, 2, 3]);
+    // 3 was not listening yet when 1 and 2 sent their votes: those are lost; 3's reach them.
+    c.cut.add('1>3');
+    c.cut.add('2>3');
+    c.tick(2);
+    expect(c.peer(1).role).toBe('following');
+    expect(c.peer(2).role).toBe('following');
+    expect(c.peer(3).role).toBe('looking');
+    c.cut.clear();
+    // 3 sends its vote again (electionTimeout, 2 ticks); 1 and 2 answer as its followers.
+    // Before the fix 3 kept looking until they gave up after syncLimit and voted again.
+    c.tick(3);
+    expect(c.peer(3).isActiveLeader).toBe(true);
+    for (const id of [1, 2]) {
+      expect(c.peer(id).isActiveLearner).toBe(true);
+      expect(c.peer(id).currentEpoch).toBe(1);
+    }
+    const logged = c.peer(3).propose(writes(1))!;
+    c.drain(3);
+    c.settle();
+    expect(c.committed.get(1)!.map((t) => t.zxid)).toEqual(logged.map((t) => t.zxid));
   });
 
   it('a follower that stops hearing the leader goes looking, and a new leader keeps every commit', () => {

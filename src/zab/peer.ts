@@ -517,7 +517,7 @@ export class ZabPeer {
     // The sender is following or leading: an election we missed already ended.
     this.others.set(n.from, { vote: n.vote, state: n.state, round: n.round });
     const ldr = n.vote.leader;
-    if (ldr === this.id) return;
+    if (ldr === this.id) return this.ledByQuorum(n.round);
     const lead = this.others.get(ldr);
     if (lead === undefined || lead.state !== 'leading') return;
     // A quorum of voters says it follows (or is) `ldr`, and `ldr` says it leads. The votes
@@ -532,6 +532,25 @@ export class ZabPeer {
       this.vote = lead.vote;
       this.becomeLearner(ldr);
     }
+  }
+
+  /**
+   * Voters that ended this round following us. Their looking votes can be lost (they
+   * could not reach us yet when they sent them, and stopped looking once a quorum agreed
+   * without us), so they answer our notifications as followers. With our own vote, a
+   * quorum of them in our round elects us: lead now rather than leave them waiting
+   * syncLimit to look again (FastLeaderElection's checkLeader accepts itself the same way).
+   */
+  private ledByQuorum(round: number): void {
+    // Only while we still vote for ourselves: a better vote seen since says another should lead.
+    if (round !== this.round || this.vote.leader !== this.id) return;
+    let count = 1;
+    for (const v of this.cfg.voters) {
+      if (v === this.id) continue;
+      const o = this.others.get(v);
+      if (o !== undefined && o.round === this.round && o.state === 'following' && o.vote.leader === this.id) count++;
+    }
+    if (count >= this.quorum) this.becomeLeader();
   }
 
   /**
