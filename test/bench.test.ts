@@ -2,6 +2,7 @@
 // against an in-process Corral for about a second, and the result arithmetic. Speed is
 // measured by the bench, never asserted here: only the structure of the figures.
 
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -397,6 +398,21 @@ describe('bench failover workload', () => {
       await flg.close();
     }
   }, 30_000);
+});
+
+describe('bench write-path script (node dist/bench/write-path.js)', () => {
+  it('times lone setData against the floor server and Corral, with the log\'s share', () => {
+    const js = join(__dirname, '..', 'dist', 'bench', 'write-path.js');
+    const r = spawnSync(process.execPath, [js, '--writes', '50', '--rounds', '1'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    // floor, Corral, Corral's log, and the rest: four positive medians.
+    const row = r.stdout.split('\n').find((l) => l.trim().startsWith('median'));
+    const nums = (row ?? '').trim().split(/\s+/).slice(1).map(Number);
+    expect(nums).toHaveLength(4);
+    for (const n of nums.slice(0, 3)) expect(n).toBeGreaterThan(0);
+    // Corral's round trip holds its log's commit.
+    expect(nums[1]).toBeGreaterThan(nums[2]!);
+  }, 90_000);
 });
 
 describe('bench startup workload', () => {
