@@ -21,7 +21,7 @@ import { RawClient } from '../src/client/raw.js';
 import { parseZooCfg } from '../src/config/zoocfg.js';
 import { startStandalone } from '../src/server/boot.js';
 import type { TxnLog } from '../src/server/server.js';
-import { freePort, parseAddresses } from './target.js';
+import { fourLetter, freePort, parseAddresses } from './target.js';
 
 interface Job {
   host: string;
@@ -107,7 +107,13 @@ async function main(): Promise<void> {
   const floorPort = await freePort();
   const floorJs = join(dirname(fileURLToPath(import.meta.url)), 'floor-server.js');
   const floor = spawn(process.execPath, [floorJs, String(floorPort)], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 500));
+  // Wait until the floor server answers (it answers ruok with imok).
+  for (let i = 0; ; i++) {
+    const ok = await fourLetter({ host: '127.0.0.1', port: floorPort }, 'ruok', 500).then((a) => a === 'imok', () => false);
+    if (ok) break;
+    if (i >= 100) throw new Error(`the floor server did not start on port ${floorPort}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 
   console.log(`lone setData of 100 B, ${writes} per round, ${rounds} rounds; ms, median (p90); Corral rest = Corral - floor - log`);
   const head = ['round', 'floor', 'Corral', 'Corral log', 'Corral rest', ...(target ? [`${target.host}:${target.port}`] : [])];
