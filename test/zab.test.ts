@@ -272,6 +272,33 @@ describe('zab: a clean 3-node ensemble', () => {
     expect(c.committed.get(1)!.map((t) => t.zxid)).toEqual(logged.map((t) => t.zxid));
   });
 
+  it('a restarted voter does not lead on answers that name an earlier it, and a fair election follows', () => {
+    const c = new Cluster([1, 2, 3]);
+    c.tick(2);
+    const logged = c.peer(3).propose(writes(2))!;
+    c.drain(3);
+    c.settle();
+    // 3 restarts with what it made durable (epoch 1, both txns) before 1 and 2 notice. They
+    // still follow the 3 they elected with an empty log: their vote is not 3's vote now.
+    const restarted = new ZabPeer(
+      { id: 3, voters: [1, 2, 3], observers: [], electionTimeout: 2, initLimit: 10, syncLimit: 5 },
+      { hardState: { acceptedEpoch: 1, acceptedLeader: 3, currentEpoch: 1 }, snapshot: null, log: [...c.committed.get(3)!] },
+    );
+    c.peers.set(3, restarted);
+    c.drain(3);
+    c.settle();
+    expect(c.peer(1).role).toBe('following');
+    expect(c.peer(3).role).toBe('looking');
+    // 1 and 2 give up on the old 3 after syncLimit, vote again, and 3 leads epoch 2 with every commit.
+    c.tick(12);
+    expect(c.peer(3).isActiveLeader).toBe(true);
+    expect(c.peer(3).currentEpoch).toBe(2);
+    const next = c.peer(3).propose(writes(1))!;
+    c.drain(3);
+    c.settle();
+    expect(c.committed.get(1)!.map((t) => t.zxid)).toEqual([...logged, ...next].map((t) => t.zxid));
+  });
+
   it('a follower that stops hearing the leader goes looking, and a new leader keeps every commit', () => {
     const c = new Cluster([1, 2, 3]);
     c.tick(2); // elections decide after finalizeWait (one tick)

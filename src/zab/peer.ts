@@ -548,7 +548,9 @@ export class ZabPeer {
     for (const v of this.cfg.voters) {
       if (v === this.id) continue;
       const o = this.others.get(v);
-      if (o !== undefined && o.round === this.round && o.state === 'following' && o.vote.leader === this.id) count++;
+      // Their vote must be ours as it stands (same zxid and epoch): a vote for an earlier us,
+      // e.g. before a restart that lost an unsynced tail, does not vouch for our log now.
+      if (o !== undefined && o.round === this.round && o.state === 'following' && voteEquals(o.vote, this.vote)) count++;
     }
     if (count >= this.quorum) this.becomeLeader();
   }
