@@ -548,8 +548,8 @@ export class ZabPeer {
     for (const v of this.cfg.voters) {
       if (v === this.id) continue;
       const o = this.others.get(v);
-      // Their vote must be ours as it stands (same zxid and epoch): a vote for an earlier us,
-      // e.g. before a restart that lost an unsynced tail, does not vouch for our log now.
+      // Their vote must be ours as it stands (same zxid and epoch): one cast for an earlier
+      // us (before our log or epoch moved on, e.g. across a restart) does not vouch for it now.
       if (o !== undefined && o.round === this.round && o.state === 'following' && voteEquals(o.vote, this.vote)) count++;
     }
     if (count >= this.quorum) this.becomeLeader();
