@@ -15,7 +15,7 @@ import { DEFAULT_WORKLOADS, type Options, parseArgs, USAGE } from './options.js'
 import { ProgressDisplay } from './progress.js';
 import { type BenchFile, renderHtml, renderText } from './report.js';
 import { type StepResult, summarise, type WorkloadRun } from './results.js';
-import { externalTarget, parseAddresses, startCorral, startCorralEnsemble, type Target } from './target.js';
+import { ensembleLabel, externalTarget, parseAddresses, startCorral, startCorralEnsemble, type Target } from './target.js';
 import { cleanup, type Ctx, type Plan, runWorkload, WORKLOAD_DESCRIPTIONS, warmTarget } from './workloads.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -122,8 +122,7 @@ async function load(o: Options): Promise<void> {
       }
       const what = `forceSync=${o.forceSync ? 'yes' : 'no'}${o.transport === 'ws' ? ', wsPort' : ''}${cfg.map((l) => `, ${l}`).join('')}`;
       if (o.topology === 'ensemble3') {
-        const obs = o.observers > 0 ? ` + ${o.observers} observer${o.observers > 1 ? 's' : ''}` : '';
-        progress.log(`starting a Corral ensemble of 3${obs} (${what})`);
+        progress.log(`starting a ${ensembleLabel(3, o.observers)} (${what})`);
         const c = await startCorralEnsemble({ size: 3, observers: o.observers, forceSync: o.forceSync, extraCfg: cfg.join('\n'), ws: o.transport === 'ws' });
         targets.push(c);
         const modes = await c.modes();

@@ -291,7 +291,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(a: Address, isAlive: () => boolean, timeoutMs: number, pollMs = 50): Promise<void> {
+/** Polls `ruok` until the server answers `imok`; throws if `isAlive()` turns false or after timeoutMs. */
+export async function waitReady(a: Address, isAlive: () => boolean, timeoutMs: number, pollMs = 50): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!isAlive()) throw new Error('server process exited during start');
@@ -587,6 +588,11 @@ export interface CorralEnsembleOptions {
 
 const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** "Corral ensemble of 3", "Corral ensemble of 3 + 2 observers". */
+export function ensembleLabel(size: number, observers = 0): string {
+  return `Corral ensemble of ${size}${observers > 0 ? ` + ${observers} observer${observers > 1 ? 's' : ''}` : ''}`;
+}
+
 function srvrMode(srvr: string): MemberMode {
   const m = /^Mode: (\w+)/m.exec(srvr)?.[1];
   return m === 'leader' || m === 'follower' || m === 'observer' ? m : 'not serving';
@@ -769,7 +775,7 @@ export async function startCorralEnsemble(o: CorralEnsembleOptions): Promise<Ens
   const srvr = await fourLetter(address(leader), 'srvr');
   const target: EnsembleTarget = {
     id: o.id ?? 'corral',
-    label: o.label ?? `Corral ensemble of ${o.size}${observers > 0 ? ` + ${observers} observer${observers > 1 ? 's' : ''}` : ''}`,
+    label: o.label ?? ensembleLabel(o.size, observers),
     addresses: members.map((m) => address(m.id)),
     wsAddresses: o.ws ? members.map((m) => ({ host: '127.0.0.1', port: m.wsPort!, transport: 'ws' as const })) : undefined,
     kind: 'corral-ensemble',

@@ -21,7 +21,8 @@ import { RawClient } from '../src/client/raw.js';
 import { parseZooCfg } from '../src/config/zoocfg.js';
 import { startStandalone } from '../src/server/boot.js';
 import type { TxnLog } from '../src/server/server.js';
-import { fourLetter, freePort, parseAddresses } from './target.js';
+import { median } from './results.js';
+import { freePort, parseAddresses, waitReady } from './target.js';
 
 interface Job {
   host: string;
@@ -67,12 +68,9 @@ function runClient(job: Job): Promise<number[]> {
   });
 }
 
+/** The p-quantile of an ascending array (nearest rank). */
 function quantile(sorted: number[], q: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!;
-}
-
-function med(xs: number[]): number {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
 }
 
 async function main(): Promise<void> {
@@ -88,42 +86,31 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'corral-write-path-'));
   const { config } = parseZooCfg(`tickTime=2000\ndataDir=${dir}\nclientPort=0\nclientPortAddress=127.0.0.1\nforceSync=yes\n`, 'write-path.cfg');
   let logMs: number[] = [];
-  const timed = (log: TxnLog): TxnLog =>
-    new Proxy(log, {
-      get(t, key, recv) {
-        if (key !== 'append') {
-          const v = Reflect.get(t, key, recv) as unknown;
-          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
-        }
-        return (txns: Parameters<TxnLog['append']>[0]) => {
-          const t0 = performance.now();
-          return t.append(txns).then(() => {
-            logMs.push(performance.now() - t0);
-          });
-        };
-      },
-    });
+  const timed = (log: TxnLog): TxnLog => ({
+    append: (txns) => {
+      const t0 = performance.now();
+      return log.append(txns).then(() => {
+        logMs.push(performance.now() - t0);
+      });
+    },
+    close: () => log.close(),
+    maxInFlight: log.maxInFlight,
+  });
   const corral = await startStandalone(config, () => undefined, { wrapTxnLog: timed });
   const floorPort = await freePort();
   const floorJs = join(dirname(fileURLToPath(import.meta.url)), 'floor-server.js');
   const floor = spawn(process.execPath, [floorJs, String(floorPort)], { stdio: 'ignore' });
-  // Wait until the floor server answers (it answers ruok with imok).
-  for (let i = 0; ; i++) {
-    const ok = await fourLetter({ host: '127.0.0.1', port: floorPort }, 'ruok', 500).then((a) => a === 'imok', () => false);
-    if (ok) break;
-    if (i >= 100) throw new Error(`the floor server did not start on port ${floorPort}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 
   console.log(`lone setData of 100 B, ${writes} per round, ${rounds} rounds; ms, median (p90); Corral rest = Corral - floor - log`);
   const head = ['round', 'floor', 'Corral', 'Corral log', 'Corral rest', ...(target ? [`${target.host}:${target.port}`] : [])];
   console.log(head.map((h) => h.padStart(17)).join(''));
   const fmt = (xs: number[]): string => {
     const s = [...xs].sort((a, b) => a - b);
-    return `${quantile(s, 0.5).toFixed(3)} (${quantile(s, 0.9).toFixed(2)})`.padStart(17);
+    return `${median(s).toFixed(3)} (${quantile(s, 0.9).toFixed(2)})`.padStart(17);
   };
   const sums: Record<string, number[]> = { floor: [], corral: [], log: [], rest: [], target: [] };
   try {
+    await waitReady({ host: '127.0.0.1', port: floorPort }, () => floor.exitCode === null, 10_000);
     for (let r = 1; r <= rounds; r++) {
       const fl = await runClient({ host: '127.0.0.1', port: floorPort, writes, cleanup: true });
       logMs = [];
@@ -131,15 +118,15 @@ async function main(): Promise<void> {
       // The log also timed the create and the warm-up writes; the last `writes` are the round's.
       const lg = logMs.slice(-writes);
       const ta = target ? await runClient({ host: target.host, port: target.port, writes, cleanup: true }) : [];
-      const rest = med(co) - med(fl) - med(lg);
-      sums.floor!.push(med(fl));
-      sums.corral!.push(med(co));
-      sums.log!.push(med(lg));
+      const rest = median(co) - median(fl) - median(lg);
+      sums.floor!.push(median(fl));
+      sums.corral!.push(median(co));
+      sums.log!.push(median(lg));
       sums.rest!.push(rest);
-      if (target) sums.target!.push(med(ta));
+      if (target) sums.target!.push(median(ta));
       console.log([String(r).padStart(17), fmt(fl), fmt(co), fmt(lg), rest.toFixed(3).padStart(17), ...(target ? [fmt(ta)] : [])].join(''));
     }
-    const m = (k: string) => med(sums[k]!).toFixed(3).padStart(17);
+    const m = (k: string) => median(sums[k]!).toFixed(3).padStart(17);
     console.log(['median'.padStart(17), m('floor'), m('corral'), m('log'), m('rest'), ...(target ? [m('target')] : [])].join(''));
   } finally {
     floor.kill();

@@ -12,6 +12,7 @@ import type { Txn, TxnOp } from '../src/tree/types.js';
 import { ZabPeer } from '../src/zab/peer.js';
 import { SimFailure, runSim, type SimOptions, type SimResult } from '../src/zab/sim.js';
 import {
+  type DurableState,
   type Envelope,
   type Message,
   type PeerId,
@@ -69,15 +70,28 @@ class Cluster {
   /** One-way links that drop what is sent over them, as `from>to`. */
   readonly cut = new Set<string>();
 
-  constructor(voters: PeerId[], observers: PeerId[] = []) {
+  constructor(
+    readonly voters: PeerId[],
+    readonly observers: PeerId[] = [],
+  ) {
     for (const id of [...voters, ...observers]) {
-      const p = new ZabPeer({ id, voters, observers, electionTimeout: 2, initLimit: 10, syncLimit: 5 }, emptyDurableState());
+      const p = this.newPeer(id, emptyDurableState());
       this.peers.set(id, p);
       this.trees.set(id, new DataTree());
       this.committed.set(id, []);
       this.pendingWrites.set(id, []);
     }
     for (const id of this.peers.keys()) this.drain(id);
+  }
+
+  private newPeer(id: PeerId, state: DurableState): ZabPeer {
+    return new ZabPeer({ id, voters: this.voters, observers: this.observers, electionTimeout: 2, initLimit: 10, syncLimit: 5 }, state);
+  }
+
+  /** Replaces a peer with a fresh process that recovered `state` from its disk; the others notice nothing. */
+  restart(id: PeerId, state: DurableState): void {
+    this.peers.set(id, this.newPeer(id, state));
+    this.drain(id);
   }
 
   peer(id: PeerId): ZabPeer {
@@ -280,12 +294,7 @@ describe('zab: a clean 3-node ensemble', () => {
     c.settle();
     // 3 restarts with what it made durable (epoch 1, both txns) before 1 and 2 notice. They
     // still follow the 3 they elected with an empty log: their vote is not 3's vote now.
-    const restarted = new ZabPeer(
-      { id: 3, voters: [1, 2, 3], observers: [], electionTimeout: 2, initLimit: 10, syncLimit: 5 },
-      { hardState: { acceptedEpoch: 1, acceptedLeader: 3, currentEpoch: 1 }, snapshot: null, log: [...c.committed.get(3)!] },
-    );
-    c.peers.set(3, restarted);
-    c.drain(3);
+    c.restart(3, { hardState: { acceptedEpoch: 1, acceptedLeader: 3, currentEpoch: 1 }, snapshot: null, log: [...c.committed.get(3)!] });
     c.settle();
     expect(c.peer(1).role).toBe('following');
     expect(c.peer(3).role).toBe('looking');
